@@ -1,0 +1,1 @@
+"""The HTTP gateway: validates goals, stores them and enqueues their planning."""

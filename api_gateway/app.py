@@ -1,0 +1,105 @@
+"""FastAPI application: ``POST /v1/goals``, ``GET /v1/goals/{id}``, ``GET /healthz``.
+
+The gateway only validates, writes the goal row and enqueues ``plan_goal`` by name; it
+never runs planner or step code. When Redis or Postgres cannot be reached it answers
+503 with a reason, never 500.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+import redis
+from fastapi import FastAPI, HTTPException, Request, status
+from fastapi.responses import JSONResponse
+from kombu.exceptions import OperationalError as KombuOperationalError
+from pydantic import BaseModel
+from sqlalchemy import text
+from sqlalchemy.exc import DBAPIError, OperationalError
+
+from shared import service
+from shared.config import get_settings
+from shared.domain.models import GoalRequest, GoalStatus, GoalView
+from shared.errors import (
+    ConfigurationError,
+    GoalNotFoundError,
+    PlanInvalidError,
+    ServiceUnavailableError,
+)
+from shared.persistence.db import get_engine
+
+
+class GoalAccepted(BaseModel):
+    """Answer to ``POST /v1/goals``: the new goal's id and where to poll it."""
+
+    id: uuid.UUID
+    status: GoalStatus
+    url: str
+
+
+def create_app() -> FastAPI:
+    """Build the gateway application (no connection is opened until a request needs one)."""
+    app = FastAPI(
+        title="Taskforce gateway",
+        version="0.1.0",
+        description="Submit goals for LLM agents and follow their DAG of steps.",
+    )
+
+    @app.exception_handler(OperationalError)
+    @app.exception_handler(DBAPIError)
+    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            status_code=503, content={"detail": "database unavailable, try again shortly"}
+        )
+
+    @app.exception_handler(KombuOperationalError)
+    @app.exception_handler(redis.exceptions.ConnectionError)
+    @app.exception_handler(ServiceUnavailableError)
+    async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
+        return JSONResponse(
+            status_code=503, content={"detail": "message broker unavailable, try again shortly"}
+        )
+
+    @app.post("/v1/goals", status_code=status.HTTP_202_ACCEPTED, response_model=GoalAccepted)
+    def submit(body: GoalRequest) -> GoalAccepted:
+        """Accept a goal; it is planned and run asynchronously."""
+        try:
+            goal_id = service.submit_goal(body)
+        except ConfigurationError as exc:
+            raise HTTPException(status_code=422, detail=str(exc)) from None
+        except PlanInvalidError as exc:
+            raise HTTPException(status_code=422, detail=f"plan_invalid: {exc.reason}") from None
+        return GoalAccepted(id=goal_id, status=GoalStatus.PENDING, url=f"/v1/goals/{goal_id}")
+
+    @app.get("/v1/goals/{goal_id}", response_model=GoalView)
+    def read(goal_id: uuid.UUID) -> GoalView:
+        """The goal's status, plan with per-step status and timings, answer and totals."""
+        try:
+            return service.get_goal(goal_id)
+        except GoalNotFoundError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
+
+    @app.get("/healthz")
+    def healthz() -> JSONResponse:
+        """200 when Postgres and Redis both answer, else 503 naming what is down."""
+        problems = []
+        try:
+            with get_engine().connect() as connection:
+                connection.execute(text("SELECT 1"))
+        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+            problems.append("database")
+        try:
+            client = redis.Redis.from_url(get_settings().redis_url or "", socket_timeout=1)
+            client.ping()
+            client.close()
+        except Exception:  # noqa: BLE001
+            problems.append("broker")
+        if problems:
+            return JSONResponse(status_code=503, content={"status": "unavailable",
+                                                          "down": problems})
+        return JSONResponse(status_code=200, content={"status": "ok"})
+
+    return app
+
+
+app = create_app()

@@ -1,0 +1,1 @@
+"""Beat: the periodic maintenance jobs and their schedule."""

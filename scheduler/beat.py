@@ -1,0 +1,23 @@
+"""The beat process's app: Taskforce's Celery app plus the maintenance schedule.
+
+Started by ``taskforce beat`` (``celery -A scheduler.beat:app beat``). Only one beat
+process may run per deployment.
+"""
+
+from __future__ import annotations
+
+from celery.schedules import crontab
+
+from shared import constants
+from shared.celery_app import app
+
+# Cost rollups are cheap (one grouped INSERT .. ON CONFLICT over two days of calls), so
+# every five minutes keeps dashboards fresh; memory cleanup runs nightly.
+BEAT_SCHEDULE = {
+    "rollup-costs": {"task": constants.ROLLUP_COSTS, "schedule": 300.0},
+    "clean-memory": {"task": constants.CLEAN_MEMORY, "schedule": crontab(hour=3, minute=17)},
+}
+
+app.conf.beat_schedule = BEAT_SCHEDULE
+
+__all__ = ["app", "BEAT_SCHEDULE"]

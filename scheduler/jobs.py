@@ -1,0 +1,27 @@
+"""Maintenance tasks run by workers on beat's schedule: clean old memory, roll up costs."""
+
+from __future__ import annotations
+
+from shared import constants
+from shared.celery_app import app
+from shared.config import get_settings
+from shared.persistence import maintenance
+from shared.persistence.db import get_engine
+
+
+@app.task(name=constants.CLEAN_MEMORY)
+def clean_memory() -> int:
+    """Delete goals that finished more than ``memory_retention_days`` ago, with their
+    plans, steps, step runs, LLM calls and episodes. Returns how many goals went."""
+    with get_engine().begin() as connection:
+        return maintenance.delete_old_goals(
+            connection, older_than_days=get_settings().memory_retention_days
+        )
+
+
+@app.task(name=constants.ROLLUP_COSTS)
+def rollup_costs() -> int:
+    """Recompute per-day, per-provider, per-model cost totals for the last 2 days.
+    Returns the number of rollup rows written."""
+    with get_engine().begin() as connection:
+        return maintenance.rollup_costs(connection, days=2)

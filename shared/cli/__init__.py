@@ -1,0 +1,1 @@
+"""The ``taskforce`` command line."""

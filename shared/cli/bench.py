@@ -1,0 +1,190 @@
+"""``taskforce bench NAME``: benchmarks, each measured side by side in one run.
+
+``overhead`` measures, on one Redis and one set of worker processes:
+
+* ``noop_throughput_ratio``: no-op steps per second through Taskforce (each one claimed,
+  committed and dispatched through Postgres) over raw Celery no-op tasks per second.
+* ``makespan_over_critical_path``: for a fixed DAG of steps with known durations, the
+  measured makespan (first step's start to the goal's end) over the critical path.
+"""
+
+from __future__ import annotations
+
+import os
+import platform
+import statistics
+import time
+import uuid
+from datetime import UTC, datetime
+from typing import Any
+
+import redis
+from rich.console import Console
+
+from shared import constants, service
+from shared.celery_app import app as celery_app
+from shared.cli.fleet import local_fleet
+from shared.config import get_settings
+from shared.domain.models import GoalRequest
+from shared.errors import ConfigurationError, ServiceUnavailableError
+
+NOOP_COUNTER = f"{constants.REDIS_PREFIX}bench:noop"
+STEPS_PER_GOAL = 16  # the default fan-out cap: one goal is 16 no-op steps and a synthesis
+
+# Fixed DAG for the makespan measurement: step -> (seconds, dependencies). Its critical
+# path is 3 -> 5 -> 6: 0.8 + 1.0 + 0.4 = 2.2 s; step 4 may start at 1.0 s, long before
+# the slow branch (3, 5) is done, which a layer-by-layer scheduler would not allow.
+MAKESPAN_DAG: dict[int, tuple[float, list[int]]] = {
+    1: (1.0, []),
+    2: (0.5, []),
+    3: (0.8, []),
+    4: (0.6, [1]),
+    5: (1.0, [2, 3]),
+    6: (0.4, [4, 5]),
+}
+
+
+def critical_path_s(dag: dict[int, tuple[float, list[int]]]) -> float:
+    """Longest sum of durations along any dependency path (seconds)."""
+    finish: dict[int, float] = {}
+    for step in sorted(dag):  # ids are topologically ordered in MAKESPAN_DAG
+        duration, deps = dag[step]
+        finish[step] = duration + max((finish[d] for d in deps), default=0.0)
+    return max(finish.values())
+
+
+def _makespan_plan() -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [
+        {"id": sid, "kind": "tool", "tool": "echo",
+         "args": {"value": sid, "delay_s": seconds}, "depends_on": deps}
+        for sid, (seconds, deps) in MAKESPAN_DAG.items()
+    ]
+    final = max(MAKESPAN_DAG) + 1
+    steps.append({"id": final, "kind": "synthesize", "args": {"inputs": [f"${final - 1}"]}})
+    return {"steps": steps}
+
+
+def _noop_plan() -> dict[str, Any]:
+    steps: list[dict[str, Any]] = [
+        {"id": i, "kind": "tool", "tool": "echo", "args": {"value": i}}
+        for i in range(1, STEPS_PER_GOAL + 1)
+    ]
+    steps.append({"id": STEPS_PER_GOAL + 1, "kind": "synthesize",
+                  "args": {"inputs": [f"${i}" for i in range(1, STEPS_PER_GOAL + 1)]}})
+    return {"steps": steps}
+
+
+def _wait_goals(goal_ids: list[uuid.UUID], timeout_s: float) -> None:
+    deadline = time.monotonic() + timeout_s
+    pending = set(goal_ids)
+    while pending and time.monotonic() < deadline:
+        statuses = service.goal_statuses(pending)
+        failed = [g for g, s in statuses.items() if s in ("failed", "cancelled")]
+        if failed:
+            raise ServiceUnavailableError(f"benchmark goal {failed[0]} did not succeed")
+        pending -= {g for g, s in statuses.items() if s == "succeeded"}
+        time.sleep(0.02)
+    if pending:
+        raise ServiceUnavailableError(f"{len(pending)} benchmark goals unfinished")
+
+
+def raw_noop_rate(count: int) -> float:
+    """Raw Celery: publish ``count`` no-op tasks; tasks per second until all ran."""
+    client = redis.Redis.from_url(get_settings().redis_url or "")
+    client.delete(NOOP_COUNTER)
+    started = time.perf_counter()
+    for _ in range(count):
+        celery_app.send_task(constants.NOOP, args=[NOOP_COUNTER])
+    deadline = time.monotonic() + 600
+    while int(client.get(NOOP_COUNTER) or 0) < count and time.monotonic() < deadline:
+        time.sleep(0.005)
+    elapsed = time.perf_counter() - started
+    client.close()
+    return count / elapsed
+
+
+def taskforce_noop_rate(goals: int) -> float:
+    """Taskforce: ``goals`` goals of 16 no-op steps and a synthesis each (sim, no latency);
+    steps per second from the first submission until every goal succeeded."""
+    started = time.perf_counter()
+    ids = [service.submit_goal(GoalRequest(goal="bench no-op", plan=_noop_plan()), check=False)
+           for _ in range(goals)]
+    _wait_goals(ids, timeout_s=600)
+    return goals * (STEPS_PER_GOAL + 1) / (time.perf_counter() - started)
+
+
+def makespan_ratio() -> tuple[float, float]:
+    """Run the fixed DAG once; return (makespan in seconds, makespan / critical path)."""
+    goal_id = service.submit_goal(GoalRequest(goal="bench makespan", plan=_makespan_plan()))
+    _wait_goals([goal_id], timeout_s=120)
+    view = service.get_goal(goal_id)
+    first = min(s.started_at for s in view.steps if s.started_at)
+    makespan = (view.finished_at - first).total_seconds()
+    return makespan, makespan / critical_path_s(MAKESPAN_DAG)
+
+
+def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
+    """Both overhead figures, measured in one run on the same servers and workers."""
+    say = progress.print if progress else (lambda *_: None)
+    goals = 10 if quick else 60
+    rounds = 3 if quick else 3
+    makespan_runs = 2 if quick else 5
+    os.environ["SIM_LATENCY_SCALE"] = "0"  # the workers below inherit it
+    get_settings.cache_clear()
+    settings = get_settings()
+    worker_count = 2
+    queues = f"{constants.STEPS_QUEUE},{constants.BENCH_QUEUE}"
+    with local_fleet(workers=0) as fleet:
+        from shared.cli.fleet import start_worker, wait_for_workers
+
+        log_dir = settings.data_dir.resolve() / "logs"
+        fleet.workers.extend(
+            start_worker(f"bench{i + 1}-{os.getpid()}", log_dir=log_dir, queues=queues)
+            for i in range(worker_count)
+        )
+        wait_for_workers(fleet.workers)
+        say(f"warming up ({worker_count} workers x {settings.worker_concurrency} threads)")
+        raw_noop_rate(200)
+        taskforce_noop_rate(3)
+        raw_rates, tf_rates = [], []
+        for index in range(rounds):  # interleaved, so drift on a shared machine hits both
+            raw_rates.append(raw_noop_rate(goals * (STEPS_PER_GOAL + 1)))
+            tf_rates.append(taskforce_noop_rate(goals))
+            say(f"round {index + 1}/{rounds}: raw {raw_rates[-1]:.0f}/s, "
+                f"taskforce {tf_rates[-1]:.0f}/s")
+        spans = []
+        for index in range(makespan_runs):
+            spans.append(makespan_ratio())
+            say(f"makespan {index + 1}/{makespan_runs}: {spans[-1][0]:.3f} s")
+    raw, ours = statistics.median(raw_rates), statistics.median(tf_rates)
+    return {
+        "benchmark": "overhead",
+        "date": datetime.now(UTC).date().isoformat(),
+        "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "workers": f"{worker_count} processes x {settings.worker_concurrency} threads",
+        "raw_celery_noop_per_s": round(raw, 1),
+        "taskforce_noop_steps_per_s": round(ours, 1),
+        "noop_throughput_ratio": round(ours / raw, 3),
+        "noop_tasks_per_round": goals * (STEPS_PER_GOAL + 1),
+        "critical_path_s": critical_path_s(MAKESPAN_DAG),
+        "makespan_s": round(statistics.median(s for s, _ in spans), 3),
+        "makespan_over_critical_path": round(statistics.median(r for _, r in spans), 4),
+    }
+
+
+BENCHMARKS = {"overhead": overhead}
+
+
+def run(name: str, *, quick: bool = False, progress: Console | None = None) -> dict[str, Any]:
+    """Run the benchmark ``name`` and return its figures.
+
+    Raises:
+        ConfigurationError: No benchmark has that name.
+    """
+    try:
+        benchmark = BENCHMARKS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown benchmark {name!r} (available: {', '.join(sorted(BENCHMARKS))})"
+        ) from None
+    return benchmark(quick=quick, progress=progress)

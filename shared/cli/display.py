@@ -1,0 +1,55 @@
+"""Terminal rendering for the CLI (rich): a goal's DAG as a table, a batch summary."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.table import Table
+
+from shared.domain.models import GoalView
+
+STATUS_STYLE = {
+    "pending": "dim",
+    "queued": "cyan",
+    "running": "yellow",
+    "succeeded": "green",
+    "failed": "red",
+    "skipped": "dim",
+}
+
+
+def steps_table(view: GoalView) -> Table:
+    """One row per step: id, kind, tool, dependencies, status, seconds taken."""
+    table = Table(title=f"goal {view.id} - {view.status.value}", title_justify="left")
+    for column in ("step", "kind", "tool", "needs", "status", "seconds"):
+        table.add_column(column)
+    for step in view.steps:
+        seconds = ""
+        if step.started_at and step.finished_at:
+            seconds = f"{(step.finished_at - step.started_at).total_seconds():.2f}"
+        style = STATUS_STYLE.get(step.status.value, "")
+        table.add_row(
+            str(step.id),
+            step.kind.value,
+            step.tool or "",
+            ",".join(str(d) for d in step.dependencies) or "-",
+            f"[{style}]{step.status.value}[/{style}]" if style else step.status.value,
+            seconds,
+        )
+    return table
+
+
+def summary_table(summary: dict[str, Any]) -> Table:
+    """The batch summary as a two-column table."""
+    table = Table(title="batch summary", title_justify="left", show_header=False)
+    table.add_column("measure")
+    table.add_column("value")
+    table.add_row("goals", str(summary["goals"]))
+    for status, count in summary["by_status"].items():
+        table.add_row(f"  {status}", str(count))
+    for key, label in (("latency_p50_s", "latency p50 (s)"), ("latency_p95_s", "latency p95 (s)")):
+        value = summary[key]
+        table.add_row(label, "-" if value is None else f"{value:.2f}")
+    table.add_row("tokens", f"{summary['tokens']:,}")
+    table.add_row("cost (USD)", f"{summary['cost_usd']:.6f}")
+    return table

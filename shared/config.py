@@ -1,0 +1,134 @@
+"""Taskforce settings: one pydantic-settings class, read through a cached accessor.
+
+Every process (gateway, worker, beat, CLI) reads its configuration here. Values come
+from the environment (prefix-free names such as ``DATABASE_URL``, ``REDIS_URL``) or a
+``.env`` file. Nothing in this module opens a connection.
+"""
+
+from __future__ import annotations
+
+from functools import lru_cache
+from pathlib import Path
+
+from typing import Annotated
+
+from pydantic import Field, SecretStr, field_validator
+from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class Settings(BaseSettings):
+    """Configuration for every Taskforce process.
+
+    Attributes:
+        database_url: SQLAlchemy URL of the Postgres system of record
+            (``postgresql+psycopg://...``). ``None`` means "start the embedded default"
+            in the CLI's ``run`` and ``batch`` commands; servers require it.
+        redis_url: Celery broker URL (``redis://host:port/db``). ``None``: as above.
+        data_dir: Where embedded servers keep their data, worker logs and batch
+            results (a path, relative to the current directory by default).
+        default_provider: LLM provider used when a goal names none (``sim`` needs no key).
+        default_model: Model name used when a goal names none.
+        sim_plan_latency_s: Mean simulated latency of a planning call (seconds). The
+            default follows the LLMCompiler paper (Kim et al., ICML 2024, Table 1 and
+            section 5), about 1.9 s to plan.
+        sim_synthesize_latency_s: Mean simulated latency of the final answer (seconds),
+            about 1.6 s in the same paper.
+        sim_validate_latency_s: Mean simulated latency of a validation call (seconds).
+        sim_latency_jitter: Relative spread of simulated latencies (0.1 = +/-10 %),
+            derived deterministically from the request, so runs are repeatable.
+        sim_latency_scale: Multiplier on every simulated latency (0 disables sleeping).
+        sim_tool_latency_s: Simulated network latency added to remote tools (search) in
+            goals on the ``sim`` provider (seconds). 0.5 s is an assumed round trip of a
+            remote search API, not a measured figure; the step's output reports it.
+        max_plan_steps: Cap on steps in one plan.
+        max_fan_out: Cap on the fan-out width of a plan: the largest number of steps at
+            one depth of the DAG (steps with no dependencies are at depth 0).
+        step_lease_s: How long a claimed step's lease lasts (seconds). A lease that
+            expires lets another delivery reclaim the step.
+        step_max_attempts: Claims allowed per step before it fails.
+        tool_timeout_s: Soft time limit for one tool call (seconds).
+        worker_concurrency: Threads per worker process (steps are I/O-bound).
+        worker_pool: Celery pool for worker processes (``threads`` or ``gevent``).
+        db_pool_size: SQLAlchemy connection-pool size per process.
+        result_poll_interval_s: How often CLI clients poll a goal's status (seconds).
+        gateway_host: Interface the HTTP gateway binds.
+        gateway_port: Port the HTTP gateway binds.
+        memory_retention_days: Age after which beat removes finished goals' step
+            results and episodes (days).
+        tool_modules: Extra modules whose ``TOOLS`` list joins the built-in tools
+            (comma-separated in the environment: ``TOOL_MODULES=my.tools,other.tools``).
+    """
+
+    model_config = SettingsConfigDict(env_file=".env", extra="ignore")
+
+    database_url: str | None = None
+    redis_url: str | None = None
+    data_dir: Path = Path(".taskforce")
+
+    default_provider: str = "sim"
+    default_model: str = "sim-planner-1"
+    openai_api_key: SecretStr | None = None
+    anthropic_api_key: SecretStr | None = None
+
+    sim_plan_latency_s: float = 1.9
+    sim_synthesize_latency_s: float = 1.6
+    sim_validate_latency_s: float = 0.8
+    sim_latency_jitter: float = 0.1
+    sim_latency_scale: float = Field(default=1.0, ge=0.0)
+    sim_tool_latency_s: float = Field(default=0.5, ge=0.0)
+
+    max_plan_steps: int = Field(default=32, ge=1)
+    max_fan_out: int = Field(default=16, ge=1)
+    step_lease_s: float = Field(default=300.0, gt=0)
+    step_max_attempts: int = Field(default=3, ge=1)
+    tool_timeout_s: float = Field(default=60.0, gt=0)
+
+    worker_concurrency: int = Field(default=16, ge=1)
+    worker_pool: str = "threads"
+    db_pool_size: int = Field(default=20, ge=1)
+    result_poll_interval_s: float = 0.1
+
+    gateway_host: str = "127.0.0.1"
+    gateway_port: int = 8000
+
+    memory_retention_days: int = Field(default=30, ge=1)
+    tool_modules: Annotated[tuple[str, ...], NoDecode] = ()
+
+    @field_validator("tool_modules", mode="before")
+    @classmethod
+    def _split_modules(cls, value: object) -> object:
+        if isinstance(value, str):
+            return tuple(part.strip() for part in value.split(",") if part.strip())
+        return value
+
+    @field_validator("database_url")
+    @classmethod
+    def _normalise_database_url(cls, value: str | None) -> str | None:
+        """Accept ``postgres://`` and ``postgresql://`` and select the psycopg 3 driver."""
+        if value is None or value == "":
+            return None
+        for prefix in ("postgres://", "postgresql://"):
+            if value.startswith(prefix):
+                return "postgresql+psycopg://" + value[len(prefix):]
+        return value
+
+    @field_validator("redis_url")
+    @classmethod
+    def _empty_is_none(cls, value: str | None) -> str | None:
+        return value or None
+
+    @field_validator("worker_pool")
+    @classmethod
+    def _known_pool(cls, value: str) -> str:
+        if value not in {"threads", "gevent", "prefork", "solo"}:
+            raise ValueError(f"worker_pool must be threads, gevent, prefork or solo, not {value!r}")
+        return value
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """Return the process-wide settings, read once from the environment.
+
+    Tests and the CLI call ``get_settings.cache_clear()`` after changing the environment.
+    """
+    return Settings()

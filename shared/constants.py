@@ -1,0 +1,27 @@
+"""Every task name, queue name and Redis key prefix Taskforce uses, in one place.
+
+Work crosses process boundaries by these names only: the gateway sends ``PLAN_GOAL``
+without importing the worker, and beat schedules maintenance jobs by name.
+"""
+
+# Celery task names.
+PLAN_GOAL = "taskforce.plan_goal"
+RUN_STEP = "taskforce.run_step"
+CLEAN_MEMORY = "taskforce.maintenance.clean_memory"
+ROLLUP_COSTS = "taskforce.maintenance.rollup_costs"
+NOOP = "taskforce.bench.noop"
+
+# Queues. Planning and steps share one queue by default so any worker can take either;
+# maintenance jobs have their own so a backlog of steps never delays them.
+STEPS_QUEUE = "taskforce.steps"
+MAINTENANCE_QUEUE = "taskforce.maintenance"
+BENCH_QUEUE = "taskforce.bench"
+
+# Modules that define Celery tasks, imported by worker processes (by name only).
+TASK_MODULES = ("worker.tasks", "scheduler.jobs")
+
+# Prefix for every Redis key Taskforce itself writes (beyond Celery's own).
+REDIS_PREFIX = "taskforce:"
+
+# Marker put on everything a simulated component produces.
+SIMULATED_MARK = "[simulated]"

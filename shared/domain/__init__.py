@@ -1,0 +1,1 @@
+"""The DAG model: goals, plans, steps, step runs and episodes, and plan validation."""

@@ -1,0 +1,231 @@
+"""Pydantic models of the domain: what a plan is, and what Taskforce shows of a goal.
+
+A :class:`Plan` is a DAG of :class:`StepSpec`. The stored state of a goal lives in
+Postgres (see ``shared.persistence``); :class:`GoalView`, :class:`StepView`,
+:class:`StepRun`, :class:`LLMCallRecord` and :class:`Episode` are how it is shown.
+"""
+
+from __future__ import annotations
+
+from datetime import datetime
+from enum import StrEnum
+from typing import Any
+from uuid import UUID
+
+from pydantic import BaseModel, ConfigDict, Field, field_validator
+
+from shared.domain.refs import referenced_steps
+
+
+class StepKind(StrEnum):
+    """What a step does: call a tool, have the LLM validate an output, or synthesize."""
+
+    TOOL = "tool"
+    VALIDATE = "validate"
+    SYNTHESIZE = "synthesize"
+
+
+class StepStatus(StrEnum):
+    """Life of a step: ``pending`` until its dependencies are done, ``queued`` once its
+    message is (about to be) published, ``running`` while a worker holds its lease, then
+    ``succeeded``, ``failed`` or ``skipped`` (never run because the goal ended)."""
+
+    PENDING = "pending"
+    QUEUED = "queued"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    SKIPPED = "skipped"
+
+
+class GoalStatus(StrEnum):
+    """Life of a goal: ``pending`` → ``planning`` → ``running`` → a final status."""
+
+    PENDING = "pending"
+    PLANNING = "planning"
+    RUNNING = "running"
+    SUCCEEDED = "succeeded"
+    FAILED = "failed"
+    CANCELLED = "cancelled"
+
+    @property
+    def is_final(self) -> bool:
+        """True for ``succeeded``, ``failed`` and ``cancelled``."""
+        return self in {GoalStatus.SUCCEEDED, GoalStatus.FAILED, GoalStatus.CANCELLED}
+
+
+class StepSpec(BaseModel):
+    """One node of a plan's DAG.
+
+    Attributes:
+        id: Step number, unique within the plan (1, 2, ...); references use it (``$1``).
+        kind: ``tool``, ``validate`` or ``synthesize``.
+        tool: Registered tool name; required for ``tool`` steps, absent otherwise.
+        args: JSON arguments. Tool steps: checked against the tool's input model.
+            Validate steps: ``{"target": "$N", "criteria": str}``. Synthesize steps:
+            ``{"inputs": [...], "instruction": str}``. Any string may hold references.
+        depends_on: Extra dependencies beyond the references in ``args``.
+        description: Optional one-line note from the planner, shown to users.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    id: int = Field(ge=1)
+    kind: StepKind
+    tool: str | None = None
+    args: dict[str, Any] = Field(default_factory=dict)
+    depends_on: list[int] = Field(default_factory=list)
+    description: str | None = None
+
+    @property
+    def dependencies(self) -> frozenset[int]:
+        """Ids of the steps this one waits for: its references plus ``depends_on``."""
+        return frozenset(referenced_steps(self.args)) | frozenset(self.depends_on)
+
+
+class Plan(BaseModel):
+    """A DAG of steps that ends in exactly one ``synthesize`` step.
+
+    Attributes:
+        steps: The steps, in any order (dependencies decide the order of execution).
+        rationale: Optional short explanation from the planner.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    steps: list[StepSpec] = Field(min_length=1)
+    rationale: str | None = None
+
+    @field_validator("steps")
+    @classmethod
+    def _unique_ids(cls, steps: list[StepSpec]) -> list[StepSpec]:
+        seen: set[int] = set()
+        for step in steps:
+            if step.id in seen:
+                raise ValueError(f"step id {step.id} is used twice")
+            seen.add(step.id)
+        return steps
+
+    def by_id(self) -> dict[int, StepSpec]:
+        """Return the steps keyed by id."""
+        return {step.id: step for step in self.steps}
+
+
+class GoalRequest(BaseModel):
+    """What a client submits.
+
+    Attributes:
+        goal: The goal text (1 to 20,000 characters).
+        provider: LLM provider name; the settings' default when absent.
+        model: Model name; the provider's default when absent.
+        metadata: Free-form JSON the client wants kept with the goal.
+        plan: Optional ready-made plan (Plan JSON). It is validated like a planner's
+            and then run as it is, with no planning call.
+    """
+
+    model_config = ConfigDict(extra="forbid")
+
+    goal: str = Field(min_length=1, max_length=20_000)
+    provider: str | None = Field(default=None, max_length=64)
+    model: str | None = Field(default=None, max_length=128)
+    metadata: dict[str, Any] = Field(default_factory=dict)
+    plan: dict[str, Any] | None = None
+
+    @field_validator("goal")
+    @classmethod
+    def _not_blank(cls, value: str) -> str:
+        if not value.strip():
+            raise ValueError("goal must not be blank")
+        return value
+
+
+class StepView(BaseModel):
+    """A step as shown to clients: its spec, status and timings (UTC)."""
+
+    id: int
+    kind: StepKind
+    tool: str | None
+    args: dict[str, Any]
+    dependencies: list[int]
+    status: StepStatus
+    attempt: int
+    started_at: datetime | None
+    finished_at: datetime | None
+    result: Any = None
+    error: str | None = None
+
+
+class GoalView(BaseModel):
+    """A goal as shown to clients (``GET /v1/goals/{id}``, ``taskforce run --json``).
+
+    Attributes:
+        tokens: Input plus output tokens over every LLM call of the goal.
+        cost_usd: Cost of those calls in US dollars.
+    """
+
+    id: UUID
+    goal: str
+    status: GoalStatus
+    provider: str
+    model: str
+    metadata: dict[str, Any]
+    answer: str | None
+    error: str | None
+    created_at: datetime
+    finished_at: datetime | None
+    tokens: int
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    steps: list[StepView]
+
+
+class StepRun(BaseModel):
+    """One execution attempt of a step: who claimed it and how it ended.
+
+    Every claim writes one; a step whose message was delivered twice but ran once has
+    exactly one run.
+    """
+
+    step_id: int
+    attempt: int
+    worker: str
+    started_at: datetime
+    finished_at: datetime | None
+    outcome: str | None
+    error: str | None = None
+
+
+class LLMCallRecord(BaseModel):
+    """One LLM call: purpose, provider, model, token usage, cost (USD), latency (s)."""
+
+    purpose: str
+    step_id: int | None
+    provider: str
+    model: str
+    input_tokens: int
+    output_tokens: int
+    cost_usd: float
+    latency_s: float
+    simulated: bool
+    created_at: datetime
+
+
+class Episode(BaseModel):
+    """The whole story of a finished goal, stored once when it ends.
+
+    Attributes:
+        goal: The goal as finally shown.
+        plan: The plan that ran.
+        runs: Every step run, in claim order.
+        llm_calls: Every LLM call, in call order.
+        total_tokens: Input plus output tokens.
+        total_cost_usd: Cost in US dollars.
+    """
+
+    goal: GoalView
+    plan: Plan | None
+    runs: list[StepRun]
+    llm_calls: list[LLMCallRecord]
+    total_tokens: int
+    total_cost_usd: float

@@ -1,0 +1,86 @@
+"""The ``sim`` provider: a deterministic simulated LLM that ships with Taskforce.
+
+It is the default when no API key is configured. It answers from the structured
+``payload`` of each request using the rules in :mod:`shared.llm.sim.heuristics`, sleeps
+for a simulated latency, counts simulated tokens, and marks everything it produces as
+simulated. It never reads reference answers.
+"""
+
+from __future__ import annotations
+
+import hashlib
+import json
+import time
+
+from shared.config import Settings, get_settings
+from shared.constants import SIMULATED_MARK
+from shared.llm.base import LLMRequest, LLMResult, Usage
+from shared.llm.sim import heuristics
+
+# Rough tokens per character of English text and JSON, as OpenAI's tokenizer guide
+# states ("one token generally corresponds to ~4 characters of text").
+CHARS_PER_TOKEN = 4
+
+
+def simulated_tokens(text: str) -> int:
+    """Simulated token count of ``text``: one token per 4 characters, at least 1."""
+    return max(1, (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
+
+
+def simulated_latency_s(request: LLMRequest, settings: Settings) -> float:
+    """Latency (seconds) for ``request``: the profile's mean for its purpose, spread by
+    a deterministic jitter derived from the prompt, times ``sim_latency_scale``.
+
+    The default means follow the LLMCompiler paper (Kim et al., ICML 2024): about 1.9 s
+    to plan and 1.6 s for the final answer.
+    """
+    mean = {
+        "plan": settings.sim_plan_latency_s,
+        "synthesize": settings.sim_synthesize_latency_s,
+        "validate": settings.sim_validate_latency_s,
+    }[request.purpose]
+    digest = hashlib.sha256(request.prompt.encode()).digest()
+    unit = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
+    jitter = (2 * unit - 1) * settings.sim_latency_jitter
+    return max(0.0, mean * (1 + jitter) * settings.sim_latency_scale)
+
+
+class SimProvider:
+    """Deterministic simulated LLM (no network, no key)."""
+
+    name = "sim"
+    default_model = "sim-planner-1"
+
+    def __init__(self, settings: Settings | None = None) -> None:
+        self._settings = settings or get_settings()
+
+    def generate(self, request: LLMRequest) -> LLMResult:
+        """Answer ``request`` from its payload.
+
+        Returns:
+            ``plan``: Plan JSON. ``validate``: ``{"ok", "reason"}``. ``synthesize``:
+            ``{"answer"}``. Each also has ``"simulated": true``.
+        """
+        started = time.monotonic()
+        payload = request.payload
+        if request.purpose == "plan":
+            data = heuristics.plan_for_goal(payload["goal"])
+            data["rationale"] = f"{SIMULATED_MARK} {data.get('rationale') or 'sim plan'}"
+        elif request.purpose == "validate":
+            data = heuristics.validate_output(payload)
+            data["reason"] = f"{SIMULATED_MARK} {data.get('reason', '')}".strip()
+        else:
+            answer = heuristics.synthesize_answer(payload)
+            data = {"answer": f"{SIMULATED_MARK} {answer}"}
+        data["simulated"] = True
+        usage = Usage(
+            input_tokens=simulated_tokens(request.system) + simulated_tokens(request.prompt),
+            output_tokens=simulated_tokens(json.dumps(data)),
+        )
+        delay = simulated_latency_s(request, self._settings)
+        remaining = delay - (time.monotonic() - started)
+        if remaining > 0:
+            time.sleep(remaining)
+        return LLMResult(
+            data=data, usage=usage, latency_s=time.monotonic() - started, simulated=True
+        )

@@ -1,0 +1,1 @@
+"""Postgres, the system of record: tables, engine, migrations and queries."""

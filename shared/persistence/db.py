@@ -1,0 +1,103 @@
+"""Engines, created lazily once per process, and schema migrations.
+
+Nothing connects at import time: Celery's prefork pool forks after importing the task
+modules, and a connection shared across a fork corrupts both ends. :func:`get_engine`
+creates the engine on first use in each process (it notices a fork by the PID).
+"""
+
+from __future__ import annotations
+
+import os
+import threading
+from pathlib import Path
+
+from sqlalchemy import create_engine
+from sqlalchemy.engine import Engine
+
+from shared.config import get_settings
+from shared.errors import ConfigurationError
+
+_lock = threading.Lock()
+_engine: Engine | None = None
+_engine_pid: int | None = None
+_engine_url: str | None = None
+
+MIGRATIONS_DIR = Path(__file__).with_name("migrations")
+
+
+def database_url() -> str:
+    """The configured database URL.
+
+    Raises:
+        ConfigurationError: ``DATABASE_URL`` is not set.
+    """
+    url = get_settings().database_url
+    if not url:
+        raise ConfigurationError(
+            "DATABASE_URL is not set (the CLI's run and batch start an embedded Postgres "
+            "when it is absent; servers need it)"
+        )
+    return url
+
+
+def get_engine() -> Engine:
+    """Return this process's engine for the configured database, creating it once.
+
+    The pool holds ``db_pool_size`` connections (one per worker thread plus a few), and
+    checks each connection before use so that a restarted Postgres costs one failed
+    checkout at most.
+    """
+    global _engine, _engine_pid, _engine_url
+    url = database_url()
+    with _lock:
+        if _engine is None or _engine_pid != os.getpid() or _engine_url != url:
+            if _engine is not None and _engine_pid == os.getpid():
+                _engine.dispose()
+            size = get_settings().db_pool_size
+            _engine = create_engine(
+                url,
+                pool_size=size,
+                max_overflow=size,
+                pool_pre_ping=True,
+                pool_recycle=1800,
+            )
+            _engine_pid, _engine_url = os.getpid(), url
+        return _engine
+
+
+def dispose_engine() -> None:
+    """Close this process's pooled connections (after a fork, or at shutdown)."""
+    global _engine
+    with _lock:
+        if _engine is not None:
+            if _engine_pid == os.getpid():
+                _engine.dispose()
+            else:
+                _engine.dispose(close=False)
+            _engine = None
+
+
+def migrate(url: str | None = None) -> None:
+    """Bring the schema up to the newest Alembic revision (idempotent).
+
+    Concurrent callers (a gateway and a worker starting together) serialise on a
+    Postgres advisory lock, so the migration runs once.
+
+    Args:
+        url: Database URL; the configured one when absent.
+    """
+    from alembic import command
+    from alembic.config import Config
+    from sqlalchemy import text
+
+    url = url or database_url()
+    config = Config()
+    config.set_main_option("script_location", str(MIGRATIONS_DIR))
+    engine = create_engine(url)
+    try:
+        with engine.begin() as connection:
+            connection.execute(text("SELECT pg_advisory_xact_lock(72071)"))
+            config.attributes["connection"] = connection
+            command.upgrade(config, "head")
+    finally:
+        engine.dispose()

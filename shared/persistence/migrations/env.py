@@ -1,0 +1,27 @@
+"""Alembic environment: runs migrations on the connection ``shared.persistence.db.migrate``
+hands over (or on ``sqlalchemy.url`` when invoked from the alembic CLI)."""
+
+from alembic import context
+from sqlalchemy import create_engine
+
+from shared.persistence.tables import metadata
+
+target_metadata = metadata
+config = context.config
+
+
+def run_migrations_online() -> None:
+    connection = config.attributes.get("connection")
+    if connection is not None:
+        context.configure(connection=connection, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+        return
+    engine = create_engine(config.get_main_option("sqlalchemy.url"))
+    with engine.begin() as conn:
+        context.configure(connection=conn, target_metadata=target_metadata)
+        with context.begin_transaction():
+            context.run_migrations()
+
+
+run_migrations_online()

@@ -1,0 +1,252 @@
+"""The step protocol in SQL: claim with a lease, commit the result, queue dependents.
+
+1. :func:`claim_step` moves a ``queued`` step (or a ``running`` one whose lease has
+   expired) to ``running`` with a lease, in one conditional UPDATE. A second delivery of
+   the same message finds nothing to claim and does nothing.
+2. The worker runs the step outside any transaction.
+3. :func:`complete_step` commits the result only if this worker still holds the lease
+   (same owner, same attempt), and in the same transaction marks every dependent whose
+   dependencies have now all succeeded as ``queued``. Only after the commit does the
+   caller publish their messages. The goal row is locked first, so two siblings
+   finishing at once cannot both miss their common dependent.
+
+A crash between commit and publish leaves steps ``queued`` with no message; the
+reconciler re-publishes them.
+"""
+
+from __future__ import annotations
+
+import uuid
+from dataclasses import dataclass
+from typing import Any
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from shared.persistence.goals import lock_goal
+
+_CLAIM = text(
+    """
+    WITH claimed AS (
+        UPDATE steps s
+        SET status = 'running', attempt = s.attempt + 1, lease_owner = :worker,
+            lease_expires_at = now() + make_interval(secs => :lease_s),
+            started_at = coalesce(s.started_at, now())
+        FROM goals g
+        WHERE s.goal_id = :goal_id AND s.step_id = :step_id AND g.id = s.goal_id
+          AND g.status = 'running'
+          AND s.attempt < :max_attempts
+          AND (s.status = 'queued' OR (s.status = 'running' AND s.lease_expires_at < now()))
+        RETURNING s.goal_id, s.step_id, s.kind, s.tool, s.args, s.depends_on, s.attempt,
+                  g.text AS goal_text, g.provider, g.model
+    ), run AS (
+        INSERT INTO step_runs (goal_id, step_id, attempt, worker)
+        SELECT goal_id, step_id, attempt, :worker FROM claimed
+        RETURNING id
+    )
+    SELECT claimed.*, run.id AS run_id,
+           (SELECT coalesce(jsonb_object_agg(d.step_id, d.result), '{}'::jsonb)
+            FROM steps d
+            WHERE d.goal_id = claimed.goal_id AND d.step_id = ANY(claimed.depends_on)
+           ) AS inputs
+    FROM claimed, run
+    """
+)
+
+_COMMIT = text(
+    """
+    UPDATE steps SET status = 'succeeded', result = CAST(:result AS jsonb), error = NULL,
+           finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
+    WHERE goal_id = :goal_id AND step_id = :step_id AND status = 'running'
+      AND lease_owner = :worker AND attempt = :attempt
+    RETURNING kind
+    """
+)
+
+_QUEUE_READY = text(
+    """
+    UPDATE steps s SET status = 'queued', queued_at = now()
+    WHERE s.goal_id = :goal_id AND s.status = 'pending' AND :step_id = ANY(s.depends_on)
+      AND NOT EXISTS (
+          SELECT 1 FROM steps d
+          WHERE d.goal_id = s.goal_id AND d.step_id = ANY(s.depends_on)
+            AND d.status <> 'succeeded')
+    RETURNING s.step_id
+    """
+)
+
+_END_RUN = text(
+    "UPDATE step_runs SET finished_at = now(), outcome = :outcome, error = :error "
+    "WHERE id = :run_id"
+)
+
+
+@dataclass(frozen=True)
+class ClaimedStep:
+    """A step this worker now holds the lease on.
+
+    Attributes:
+        goal_id: Goal id.
+        step_id: Step number.
+        kind: ``tool``, ``validate`` or ``synthesize``.
+        tool: Tool name for tool steps.
+        args: Arguments with references not yet resolved.
+        attempt: This claim's attempt number (1 for the first).
+        run_id: Id of the ``step_runs`` row recording this attempt.
+        inputs: Committed outputs of the dependencies, by step number.
+        goal_text: The goal's text.
+        provider: The goal's LLM provider.
+        model: The goal's LLM model.
+    """
+
+    goal_id: uuid.UUID
+    step_id: int
+    kind: str
+    tool: str | None
+    args: dict[str, Any]
+    attempt: int
+    run_id: int
+    inputs: dict[int, Any]
+    goal_text: str
+    provider: str
+    model: str
+
+
+@dataclass(frozen=True)
+class Completion:
+    """What committing a step's result decided.
+
+    Attributes:
+        committed: False when the lease was lost (another attempt took the step over);
+            the result was then discarded.
+        ready: Dependents now ``queued``, to publish after the commit.
+        kind: The committed step's kind.
+        goal_status: The goal's status when the result was committed.
+    """
+
+    committed: bool
+    ready: list[int]
+    kind: str | None
+    goal_status: str | None
+
+
+def claim_step(
+    connection: Connection,
+    *,
+    goal_id: uuid.UUID,
+    step_id: int,
+    worker: str,
+    lease_s: float,
+    max_attempts: int,
+) -> ClaimedStep | None:
+    """Claim a step for ``worker`` with a lease of ``lease_s`` seconds.
+
+    Returns:
+        The claimed step with its dependencies' outputs, or None when there is nothing
+        to claim: the step is not queued (already running under a live lease, done,
+        skipped), its goal is not running, or it has used ``max_attempts`` claims.
+    """
+    row = connection.execute(
+        _CLAIM,
+        {
+            "goal_id": goal_id,
+            "step_id": step_id,
+            "worker": worker,
+            "lease_s": lease_s,
+            "max_attempts": max_attempts,
+        },
+    ).mappings().first()
+    if row is None:
+        return None
+    return ClaimedStep(
+        goal_id=row["goal_id"],
+        step_id=row["step_id"],
+        kind=row["kind"],
+        tool=row["tool"],
+        args=row["args"],
+        attempt=row["attempt"],
+        run_id=row["run_id"],
+        inputs={int(k): v for k, v in row["inputs"].items()},
+        goal_text=row["goal_text"],
+        provider=row["provider"],
+        model=row["model"],
+    )
+
+
+def complete_step(
+    connection: Connection, *, claim: ClaimedStep, worker: str, result_json: str
+) -> Completion:
+    """Commit ``claim``'s result (JSON text) and queue the dependents it made ready.
+
+    The caller commits the transaction, then publishes ``Completion.ready``.
+    """
+    goal_status = lock_goal(connection, goal_id=claim.goal_id)
+    kind = connection.execute(
+        _COMMIT,
+        {
+            "goal_id": claim.goal_id,
+            "step_id": claim.step_id,
+            "worker": worker,
+            "attempt": claim.attempt,
+            "result": result_json,
+        },
+    ).scalar()
+    if kind is None:
+        connection.execute(
+            _END_RUN, {"run_id": claim.run_id, "outcome": "lease_lost", "error": None}
+        )
+        return Completion(committed=False, ready=[], kind=None, goal_status=goal_status)
+    connection.execute(_END_RUN, {"run_id": claim.run_id, "outcome": "succeeded", "error": None})
+    ready: list[int] = []
+    if goal_status == "running":
+        ready = list(
+            connection.execute(
+                _QUEUE_READY, {"goal_id": claim.goal_id, "step_id": claim.step_id}
+            ).scalars()
+        )
+    return Completion(committed=True, ready=sorted(ready), kind=kind, goal_status=goal_status)
+
+
+def fail_step(
+    connection: Connection, *, claim: ClaimedStep, worker: str, error: str
+) -> bool:
+    """Record that ``claim`` failed for good. Returns False if the lease was lost.
+
+    The caller then ends the goal (see ``shared.persistence.goals.finish_goal``).
+    """
+    lock_goal(connection, goal_id=claim.goal_id)
+    failed = connection.execute(
+        text(
+            """
+            UPDATE steps SET status = 'failed', error = :error, finished_at = now(),
+                   lease_owner = NULL, lease_expires_at = NULL
+            WHERE goal_id = :goal_id AND step_id = :step_id AND status = 'running'
+              AND lease_owner = :worker AND attempt = :attempt
+            """
+        ),
+        {
+            "goal_id": claim.goal_id,
+            "step_id": claim.step_id,
+            "worker": worker,
+            "attempt": claim.attempt,
+            "error": error,
+        },
+    ).rowcount
+    connection.execute(
+        _END_RUN,
+        {"run_id": claim.run_id, "outcome": "failed" if failed else "lease_lost", "error": error},
+    )
+    return bool(failed)
+
+
+def queued_steps(connection: Connection, *, goal_id: uuid.UUID) -> list[int]:
+    """Ids of the goal's steps in status ``queued`` (their messages may need publishing)."""
+    return list(
+        connection.execute(
+            text(
+                "SELECT step_id FROM steps WHERE goal_id = :id AND status = 'queued' "
+                "ORDER BY step_id"
+            ),
+            {"id": goal_id},
+        ).scalars()
+    )

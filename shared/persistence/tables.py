@@ -1,0 +1,161 @@
+"""Table definitions (SQLAlchemy Core). The schema itself is created by Alembic.
+
+Every goal and step lives here; Celery's messages only carry ``(goal_id, step_id)``.
+"""
+
+from __future__ import annotations
+
+from sqlalchemy import (
+    ARRAY,
+    BigInteger,
+    Boolean,
+    Column,
+    Computed,
+    Date,
+    DateTime,
+    Float,
+    ForeignKey,
+    Index,
+    Integer,
+    MetaData,
+    Numeric,
+    PrimaryKeyConstraint,
+    Table,
+    Text,
+    UniqueConstraint,
+    func,
+)
+from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
+
+metadata = MetaData()
+
+goals = Table(
+    "goals",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("text", Text, nullable=False),
+    Column("status", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("metadata", JSONB, nullable=False, server_default="{}"),
+    Column("requested_plan", JSONB),
+    Column("answer", Text),
+    Column("error", Text),
+    Column("plan_version", Integer, nullable=False, server_default="0"),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Index("ix_goals_status_created", "status", "created_at"),
+)
+
+plans = Table(
+    "plans",
+    metadata,
+    Column("goal_id", UUID(as_uuid=True), ForeignKey("goals.id", ondelete="CASCADE")),
+    Column("version", Integer, nullable=False),
+    Column("plan", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("goal_id", "version"),
+)
+
+steps = Table(
+    "steps",
+    metadata,
+    Column("goal_id", UUID(as_uuid=True), ForeignKey("goals.id", ondelete="CASCADE")),
+    Column("step_id", Integer, nullable=False),
+    Column("plan_version", Integer, nullable=False),
+    Column("kind", Text, nullable=False),
+    Column("tool", Text),
+    Column("args", JSONB, nullable=False),
+    Column("depends_on", ARRAY(Integer), nullable=False),
+    Column("description", Text),
+    Column("status", Text, nullable=False),
+    Column("attempt", Integer, nullable=False, server_default="0"),
+    Column("lease_owner", Text),
+    Column("lease_expires_at", DateTime(timezone=True)),
+    Column("queued_at", DateTime(timezone=True)),
+    Column("started_at", DateTime(timezone=True)),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("result", JSONB),
+    Column("error", Text),
+    PrimaryKeyConstraint("goal_id", "step_id"),
+    Index("ix_steps_status_lease", "status", "lease_expires_at"),
+)
+
+step_runs = Table(
+    "step_runs",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("goal_id", UUID(as_uuid=True), nullable=False),
+    Column("step_id", Integer, nullable=False),
+    Column("attempt", Integer, nullable=False),
+    Column("worker", Text, nullable=False),
+    Column("started_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("finished_at", DateTime(timezone=True)),
+    Column("outcome", Text),
+    Column("error", Text),
+    Index("ix_step_runs_goal_step", "goal_id", "step_id"),
+)
+
+llm_calls = Table(
+    "llm_calls",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("goal_id", UUID(as_uuid=True), ForeignKey("goals.id", ondelete="CASCADE")),
+    Column("step_id", Integer),
+    Column("purpose", Text, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("input_tokens", Integer, nullable=False),
+    Column("output_tokens", Integer, nullable=False),
+    Column("cached_tokens", Integer, nullable=False, server_default="0"),
+    Column("cost_usd", Numeric(14, 8), nullable=False),
+    Column("latency_s", Float, nullable=False),
+    Column("simulated", Boolean, nullable=False),
+    Column("error", Text),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Index("ix_llm_calls_goal", "goal_id"),
+    Index("ix_llm_calls_created", "created_at"),
+)
+
+episodes = Table(
+    "episodes",
+    metadata,
+    Column(
+        "goal_id", UUID(as_uuid=True), ForeignKey("goals.id", ondelete="CASCADE"), primary_key=True
+    ),
+    Column("episode", JSONB, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+)
+
+documents = Table(
+    "documents",
+    metadata,
+    Column("id", BigInteger, primary_key=True, autoincrement=True),
+    Column("source", Text, nullable=False),
+    Column("title", Text, nullable=False),
+    Column("body", Text, nullable=False),
+    Column("content_sha256", Text, nullable=False),
+    Column(
+        "tsv",
+        TSVECTOR,
+        Computed("to_tsvector('english', title || ' ' || body)", persisted=True),
+    ),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("content_sha256", name="uq_documents_content"),
+    Index("ix_documents_tsv", "tsv", postgresql_using="gin"),
+)
+
+cost_rollups = Table(
+    "cost_rollups",
+    metadata,
+    Column("day", Date, nullable=False),
+    Column("provider", Text, nullable=False),
+    Column("model", Text, nullable=False),
+    Column("calls", Integer, nullable=False),
+    Column("input_tokens", BigInteger, nullable=False),
+    Column("output_tokens", BigInteger, nullable=False),
+    Column("cost_usd", Numeric(16, 8), nullable=False),
+    Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    PrimaryKeyConstraint("day", "provider", "model"),
+)

@@ -1,0 +1,1 @@
+"""Tools a plan's steps can call. ``default_registry()`` holds the built-in ones."""

@@ -1,0 +1,116 @@
+"""Test fixtures: a real Redis, a real PostgreSQL and real Celery worker processes.
+
+With ``REDIS_URL`` and ``DATABASE_URL`` set, the suite uses those servers (in a fresh
+database it creates and drops); otherwise it starts embedded ones once per session.
+Workers are separate ``taskforce worker`` processes, exactly as in production.
+"""
+
+from __future__ import annotations
+
+import os
+import tempfile
+import time
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import pytest
+from sqlalchemy import create_engine, text
+from sqlalchemy.engine import make_url
+
+# Fast simulated latencies for the suite (the shape of the timing is kept, 20x shorter).
+os.environ.setdefault("SIM_LATENCY_SCALE", "0.05")
+os.environ["TOOL_MODULES"] = "tests.support.tools"
+
+from shared.cli import fleet as fleet_module  # noqa: E402
+from shared.config import get_settings  # noqa: E402
+from shared.domain.models import GoalRequest, GoalView  # noqa: E402
+
+REPO = Path(__file__).resolve().parents[1]
+GOALS_DIR = REPO / "examples" / "goals"
+WORKER_PROCESSES = 2
+WORKER_CONCURRENCY = 8
+
+
+def _fresh_database(url: str) -> tuple[str, callable]:
+    """Create a throwaway database on the server of ``url``; return its URL and a dropper."""
+    server = make_url(url)
+    name = f"taskforce_test_{uuid.uuid4().hex[:10]}"
+    admin = create_engine(server.set(database="postgres"), isolation_level="AUTOCOMMIT")
+    with admin.connect() as connection:
+        connection.execute(text(f'CREATE DATABASE "{name}"'))
+
+    def drop() -> None:
+        with admin.connect() as connection:
+            connection.execute(text(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)'))
+        admin.dispose()
+
+    return server.set(database=name).render_as_string(hide_password=False), drop
+
+
+@pytest.fixture(scope="session")
+def services() -> Iterator[dict[str, str]]:
+    """Environment pointing at a real Redis and a real, migrated, empty Postgres."""
+    settings = get_settings()
+    drop = None
+    if settings.redis_url and settings.database_url:
+        database_url, drop = _fresh_database(settings.database_url)
+        fleet_module.use_environment({"DATABASE_URL": database_url})
+        context = fleet_module.servers()
+    else:
+        directory = Path(tempfile.mkdtemp(prefix="taskforce-test-"))
+        directory.chmod(0o755)
+        context = fleet_module.servers(directory)
+    with context:
+        env = {"REDIS_URL": get_settings().redis_url, "DATABASE_URL": get_settings().database_url}
+        import redis
+
+        client = redis.Redis.from_url(env["REDIS_URL"])
+        client.flushdb()
+        client.close()
+        yield env
+    if drop is not None:
+        drop()
+
+
+@pytest.fixture(scope="session")
+def workers(services: dict[str, str]) -> Iterator[list[fleet_module.WorkerProcess]]:
+    """Two real worker processes (threads pool) consuming the steps queue."""
+    log_dir = Path(tempfile.mkdtemp(prefix="taskforce-test-logs-"))
+    started = [
+        fleet_module.start_worker(f"test{i + 1}", log_dir=log_dir,
+                                  concurrency=WORKER_CONCURRENCY)
+        for i in range(WORKER_PROCESSES)
+    ]
+    try:
+        fleet_module.wait_for_workers(started)
+        yield started
+    finally:
+        for worker in started:
+            worker.stop()
+
+
+@pytest.fixture()
+def run_goal(workers):  # noqa: ANN001, ANN201
+    """Submit a goal and wait for it to end: ``run_goal(request, timeout=60) -> GoalView``."""
+    from shared import service
+
+    def run(request: GoalRequest, *, timeout: float = 60.0, check: bool = True) -> GoalView:
+        goal_id = service.submit_goal(request, check=check)
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            view = service.get_goal(goal_id)
+            if view.status.is_final:
+                return view
+            time.sleep(0.05)
+        raise AssertionError(f"goal {goal_id} still {view.status} after {timeout} s")
+
+    return run
+
+
+@pytest.fixture()
+def db(services):  # noqa: ANN001, ANN201
+    """This process's engine on the test database."""
+    from shared.persistence.db import get_engine
+
+    return get_engine()

@@ -1,0 +1,1 @@
+"""Worker processes: the Celery tasks that plan goals and run their steps."""

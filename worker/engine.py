@@ -1,0 +1,240 @@
+"""The DAG engine: plan a goal, then run each step as soon as its own inputs exist.
+
+Every function here is called from a Celery task with ids only. State lives in Postgres;
+see ``shared.persistence.steps`` for the step protocol (claim, run, commit, dispatch).
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import os
+import socket
+import threading
+import time
+import uuid
+from functools import lru_cache
+from typing import Any
+
+from pydantic import ValidationError
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from shared import constants
+from shared.celery_app import send
+from shared.config import get_settings
+from shared.domain.models import GoalStatus, StepKind
+from shared.domain.refs import resolve
+from shared.domain.validation import validate_plan
+from shared.errors import (
+    LLMError,
+    PlanInvalidError,
+    ReferenceError_,
+    RetryableToolError,
+    TaskforceError,
+    ToolError,
+)
+from shared.llm import roles
+from shared.llm.base import LLMRequest, LLMResult
+from shared.llm.pricing import cost_usd
+from shared.llm.providers import get_provider
+from shared.persistence import goals as goal_store
+from shared.persistence import steps as step_store
+from shared.persistence.db import get_engine
+from shared.tools.base import ToolContext
+from shared.tools.registry import ToolRegistry, default_registry
+
+log = logging.getLogger(__name__)
+
+# Seconds after which a goal stuck in "planning" may be planned again by a redelivery.
+PLANNING_STALE_S = 600.0
+
+
+@lru_cache(maxsize=1)
+def registry() -> ToolRegistry:
+    """The tools of this worker process (built-ins plus ``TOOL_MODULES``), built once."""
+    return default_registry()
+
+
+def worker_identity() -> str:
+    """Lease owner name for the current thread: ``host/pid/thread``."""
+    return f"{socket.gethostname()}/{os.getpid()}/{threading.get_ident()}"
+
+
+def dispatch(goal_id: uuid.UUID | str, step_ids: list[int]) -> None:
+    """Publish one ``run_step`` message per step id (after their ``queued`` commit)."""
+    for step_id in step_ids:
+        send(constants.RUN_STEP, str(goal_id), step_id)
+
+
+def _llm_call(
+    *, goal_id: uuid.UUID, step_id: int | None, provider_name: str, model: str,
+    request: LLMRequest,
+) -> LLMResult:
+    """Run one LLM request and record it (tokens, USD, seconds) in its own transaction."""
+    provider = get_provider(provider_name)
+    result = roles.call(provider, request)
+    with get_engine().begin() as connection:
+        goal_store.record_llm_call(
+            connection,
+            goal_id=goal_id,
+            step_id=step_id,
+            purpose=request.purpose,
+            provider=provider.name,
+            model=model,
+            usage=result.usage,
+            cost_usd=cost_usd(provider.name, model, result.usage.input_tokens,
+                              result.usage.output_tokens, result.usage.cached_tokens),
+            latency_s=result.latency_s,
+            simulated=result.simulated,
+        )
+    return result
+
+
+def _fail_goal(goal_id: uuid.UUID, error: str) -> None:
+    with get_engine().begin() as connection:
+        goal_store.lock_goal(connection, goal_id=goal_id)
+        goal_store.finish_goal(connection, goal_id=goal_id, status=GoalStatus.FAILED, error=error)
+
+
+def plan_goal(goal_id: str) -> None:
+    """Ask the goal's LLM for a plan (or take the goal's ready-made one), validate it,
+    store it, and dispatch the root steps.
+
+    An invalid plan ends the goal ``failed`` with ``plan_invalid: <reason>`` before any
+    step is stored or enqueued. A second delivery of the same message does nothing.
+    """
+    gid = uuid.UUID(goal_id)
+    settings = get_settings()
+    with get_engine().begin() as connection:
+        goal = goal_store.claim_goal_for_planning(
+            connection, goal_id=gid, stale_after_s=PLANNING_STALE_S
+        )
+    if goal is None:
+        log.info("goal %s is not pending: plan_goal delivered again, nothing to do", goal_id)
+        return
+    try:
+        raw = goal["requested_plan"]
+        if raw is None:
+            request = roles.plan_request(goal["text"], model=goal["model"], registry=registry())
+            result = _llm_call(goal_id=gid, step_id=None, provider_name=goal["provider"],
+                               model=goal["model"], request=request)
+            raw = {k: v for k, v in result.data.items() if k in ("steps", "rationale")}
+        plan = validate_plan(
+            raw,
+            registry=registry(),
+            max_steps=settings.max_plan_steps,
+            max_fan_out=settings.max_fan_out,
+        )
+    except PlanInvalidError as exc:
+        _fail_goal(gid, f"plan_invalid: {exc.reason}")
+        return
+    except TaskforceError as exc:
+        _fail_goal(gid, f"planner_failed: {exc}")
+        return
+    with get_engine().begin() as connection:
+        roots = goal_store.start_plan(connection, goal_id=gid, plan=plan)
+    if roots:
+        dispatch(gid, roots)
+
+
+@retry(
+    retry=retry_if_exception_type(RetryableToolError),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential_jitter(initial=0.5, max=10.0),
+    reraise=True,
+)
+def _call_tool(name: str, args: dict[str, Any], ctx: ToolContext) -> Any:
+    return registry().get(name).call(args, ctx)
+
+
+def _simulated_tool_latency_s(claim: step_store.ClaimedStep) -> float:
+    """Simulated round trip (seconds) for a remote tool in a ``sim`` goal, else 0."""
+    settings = get_settings()
+    if claim.provider != "sim" or not registry().get(claim.tool or "").remote:
+        return 0.0
+    return settings.sim_tool_latency_s * settings.sim_latency_scale
+
+
+def _execute(claim: step_store.ClaimedStep) -> Any:
+    """Run a claimed step and return its JSON output.
+
+    Raises:
+        ToolError, LLMError, ReferenceError_, ValidationError: The step failed for good.
+    """
+    args = resolve(claim.args, claim.inputs)
+    kind = StepKind(claim.kind)
+    if kind is StepKind.TOOL:
+        ctx = ToolContext(
+            goal_id=str(claim.goal_id), step_id=claim.step_id, attempt=claim.attempt,
+            engine=get_engine(),
+        )
+        output = _call_tool(claim.tool or "", args, ctx)
+        delay = _simulated_tool_latency_s(claim)
+        if delay and isinstance(output, dict):
+            time.sleep(delay)
+            output = output | {"simulated_latency_s": round(delay, 4)}
+        return output
+    if kind is StepKind.VALIDATE:
+        request = roles.validate_request(
+            claim.goal_text, model=claim.model,
+            criteria=str(args.get("criteria", "the output answers its step")),
+            target=args.get("target"),
+        )
+        result = _llm_call(goal_id=claim.goal_id, step_id=claim.step_id,
+                           provider_name=claim.provider, model=claim.model, request=request)
+        verdict = roles.parse_output(result, roles.Verdict)
+        if not verdict.ok:
+            raise ToolError(f"validation_failed: {verdict.reason}")
+        return verdict.model_dump() | {"simulated": result.simulated}
+    request = roles.synthesize_request(claim.goal_text, model=claim.model, args=args)
+    result = _llm_call(goal_id=claim.goal_id, step_id=claim.step_id,
+                       provider_name=claim.provider, model=claim.model, request=request)
+    answer = roles.parse_output(result, roles.Answer)
+    return {"answer": answer.answer, "simulated": result.simulated}
+
+
+def run_step(goal_id: str, step_id: int) -> None:
+    """Claim, run and commit one step, then dispatch the dependents it made ready.
+
+    Safe to deliver twice: a second delivery finds the step claimed or done and returns.
+    A step that fails for good ends its goal ``failed`` with the step's error.
+    """
+    gid = uuid.UUID(goal_id)
+    settings = get_settings()
+    worker = worker_identity()
+    with get_engine().begin() as connection:
+        claim = step_store.claim_step(
+            connection, goal_id=gid, step_id=step_id, worker=worker,
+            lease_s=settings.step_lease_s, max_attempts=settings.step_max_attempts,
+        )
+    if claim is None:
+        log.info("step %s/%s not claimable (done, running or goal ended)", goal_id, step_id)
+        return
+    try:
+        output = _execute(claim)
+    except (ToolError, LLMError, ReferenceError_, ValidationError) as exc:
+        error = _describe(claim, exc)
+        with get_engine().begin() as connection:
+            if step_store.fail_step(connection, claim=claim, worker=worker, error=error):
+                goal_store.finish_goal(
+                    connection, goal_id=gid, status=GoalStatus.FAILED,
+                    error=f"step_failed: step {step_id}: {error}",
+                )
+        return
+    result_json = json.dumps(output)
+    with get_engine().begin() as connection:
+        done = step_store.complete_step(connection, claim=claim, worker=worker,
+                                        result_json=result_json)
+        if done.committed and done.kind == StepKind.SYNTHESIZE and done.goal_status == "running":
+            goal_store.finish_goal(connection, goal_id=gid, status=GoalStatus.SUCCEEDED,
+                                   answer=output["answer"])
+    if done.ready:
+        dispatch(gid, done.ready)
+
+
+def _describe(claim: step_store.ClaimedStep, exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"bad arguments for {claim.tool}: {where}: {first['msg']}"
+    return str(exc) or type(exc).__name__
