@@ -143,3 +143,6 @@ def test_references_resolve_whole_values_and_inside_text() -> None:
         resolve("$1.depth", outputs)
     with pytest.raises(ReferenceError_, match="step 3"):
         resolve("$3", outputs)
+    assert resolve("$4.value", {4: {"value": None}}) is None
+    with pytest.raises(ReferenceError_, match="is null: step 4 produced no value"):
+        resolve("$4.value * 2", {4: {"value": None}})

@@ -94,12 +94,17 @@ def _follow(goal_id: uuid.UUID, *, timeout: float, live: bool):  # noqa: ANN202
     interval = get_settings().result_poll_interval_s
     deadline = time.monotonic() + timeout
     view = service.get_goal(goal_id)
-    with Live(steps_table(view), console=err, refresh_per_second=8, transient=True,
-              disable=not live) as display:
+    display = Live(steps_table(view), console=err, refresh_per_second=8, transient=True)
+    if live:
+        display.start()
+    try:
         while not view.status.is_final and time.monotonic() < deadline:
             time.sleep(interval)
             view = service.get_goal(goal_id)
             display.update(steps_table(view))
+    finally:
+        if live:
+            display.stop()
     return view
 
 

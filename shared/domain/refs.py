@@ -99,7 +99,7 @@ def resolve(value: Any, outputs: Mapping[int, Any]) -> Any:
 
     Raises:
         ReferenceError_: A reference names a step missing from ``outputs`` or a field
-            its output lacks.
+            its output lacks, or a reference inside text is null.
     """
     if isinstance(value, str):
         whole = REF_PATTERN.fullmatch(value)
@@ -109,7 +109,13 @@ def resolve(value: Any, outputs: Mapping[int, Any]) -> Any:
 
         def substitute(match: re.Match[str]) -> str:
             step, path = _match_parts(match)
-            return _as_text(_lookup(outputs, step, path, match.group(0)))
+            found = _lookup(outputs, step, path, match.group(0))
+            if found is None:
+                raise ReferenceError_(
+                    f"{match.group(0)!r} is null: step {step} produced no value to use in "
+                    f"{value!r}"
+                )
+            return _as_text(found)
 
         return REF_PATTERN.sub(substitute, value)
     if isinstance(value, Mapping):
