@@ -1,0 +1,1 @@
+"""The offline ``sim`` LLM: a deterministic provider and the heuristics behind it."""
