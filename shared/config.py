@@ -49,7 +49,8 @@ class Settings(BaseSettings):
         tool_timeout_s: Soft time limit for one tool call (seconds).
         worker_concurrency: Threads per worker process (steps are I/O-bound).
         worker_pool: Celery pool for worker processes (``threads`` or ``gevent``).
-        db_pool_size: SQLAlchemy connection-pool size per process.
+        db_pool_size: SQLAlchemy connection-pool size per process; as many again may
+            be opened under bursts (each worker thread holds one only briefly).
         result_poll_interval_s: How often CLI clients poll a goal's status (seconds).
         gateway_host: Interface the HTTP gateway binds.
         gateway_port: Port the HTTP gateway binds.
@@ -83,7 +84,7 @@ class Settings(BaseSettings):
     step_max_attempts: int = Field(default=3, ge=1)
     tool_timeout_s: float = Field(default=60.0, gt=0)
 
-    worker_concurrency: int = Field(default=16, ge=1)
+    worker_concurrency: int = Field(default=32, ge=1)
     worker_pool: str = "threads"
     db_pool_size: int = Field(default=20, ge=1)
     result_poll_interval_s: float = 0.1

@@ -18,8 +18,11 @@ import pytest
 from sqlalchemy import create_engine, text
 from sqlalchemy.engine import make_url
 
-# Fast simulated latencies for the suite (the shape of the timing is kept, 20x shorter).
+# Fast simulated LLM latencies for the suite (20x shorter), but lookups keep a realistic
+# 0.5 s round trip (10 s x 0.05): parallel lookups must be long enough, next to the
+# dispatch jitter of a loaded two-core machine, for their overlap to be observable.
 os.environ.setdefault("SIM_LATENCY_SCALE", "0.05")
+os.environ.setdefault("SIM_TOOL_LATENCY_S", "10")
 os.environ["TOOL_MODULES"] = "tests.support.tools"
 
 from shared.cli import fleet as fleet_module  # noqa: E402
@@ -62,6 +65,7 @@ def services() -> Iterator[dict[str, str]]:
         directory.chmod(0o755)
         context = fleet_module.servers(directory)
     with context:
+        fleet_module.load_sample_corpus()
         env = {"REDIS_URL": get_settings().redis_url, "DATABASE_URL": get_settings().database_url}
         import redis
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 import json
 import time
 import uuid
+from collections import deque
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -67,45 +68,23 @@ def read_goals(
     return items
 
 
-def wait_for_goals(
-    goal_ids: list[uuid.UUID],
-    *,
-    timeout_s: float,
-    on_final: Callable[[uuid.UUID, str], None],
-    on_poll: Callable[[dict[uuid.UUID, str]], None] | None = None,
-) -> set[uuid.UUID]:
-    """Poll until every goal is final or ``timeout_s`` passes; returns the unfinished ids.
-
-    ``on_final(goal_id, status)`` is called once per goal as it ends.
-    """
-    interval = get_settings().result_poll_interval_s
-    pending = set(goal_ids)
-    deadline = time.monotonic() + timeout_s
-    while pending and time.monotonic() < deadline:
-        statuses = service.goal_statuses(pending)
-        if on_poll:
-            on_poll(statuses)
-        for goal_id, status in statuses.items():
-            if GoalStatus(status).is_final:
-                pending.discard(goal_id)
-                on_final(goal_id, status)
-        if pending:
-            time.sleep(interval)
-    return pending
-
-
 def run_batch(
     items: list[BatchItem],
     *,
     output: Path,
     timeout_s: float,
+    max_in_flight: int = 16,
     advance: Callable[[str], None] = lambda status: None,
 ) -> list[dict[str, Any]]:
-    """Submit every item, wait, and write one result object per goal to ``output``.
+    """Run every item with at most ``max_in_flight`` goals at once, and write one result
+    object per goal to ``output``.
 
+    Admission is the batch's backpressure: a new goal is submitted only when one ends,
+    so goals do not queue behind each other inside the fleet, each goal's parallel steps
+    find free workers together, and ``latency_s`` measures the goal, not the queue.
     Each result is written (and flushed) as its goal ends, so an interrupted batch keeps
-    what finished. A goal still running at the timeout is written with its current
-    status.
+    what finished. At the timeout, goals still running are written with their current
+    status and goals never submitted with status ``not_submitted``.
 
     Returns:
         The result objects: ``run --json``'s fields with ``goal_id`` for the goal's
@@ -113,12 +92,19 @@ def run_batch(
         (seconds, from the goal's stored timestamps).
     """
     output.parent.mkdir(parents=True, exist_ok=True)
-    submitted: dict[uuid.UUID, BatchItem] = {}
-    for item in items:
-        submitted[service.submit_goal(item.request)] = item
-
+    waiting = deque(items)
+    in_flight: dict[uuid.UUID, BatchItem] = {}
     results: list[dict[str, Any]] = []
+    interval = get_settings().result_poll_interval_s
+    deadline = time.monotonic() + timeout_s
+
     with output.open("w", encoding="utf-8") as handle:
+        def record(result: dict[str, Any]) -> None:
+            results.append(result)
+            handle.write(json.dumps(result) + "\n")
+            handle.flush()
+            advance(result["status"])
+
         def write(goal_id: uuid.UUID) -> None:
             view = service.get_goal(goal_id)
             result = result_object(view)
@@ -126,17 +112,23 @@ def run_batch(
             latency = (
                 (view.finished_at - view.created_at).total_seconds() if view.finished_at else None
             )
-            result = {"id": submitted[goal_id].input_id, **result, "latency_s": latency}
-            results.append(result)
-            handle.write(json.dumps(result) + "\n")
-            handle.flush()
-            advance(view.status.value)
+            record({"id": in_flight.pop(goal_id).input_id, **result, "latency_s": latency})
 
-        unfinished = wait_for_goals(
-            list(submitted), timeout_s=timeout_s, on_final=lambda goal_id, _: write(goal_id)
-        )
-        for goal_id in unfinished:
+        while (waiting or in_flight) and time.monotonic() < deadline:
+            while waiting and len(in_flight) < max_in_flight:
+                item = waiting.popleft()
+                in_flight[service.submit_goal(item.request)] = item
+            for goal_id, status in service.goal_statuses(list(in_flight)).items():
+                if GoalStatus(status).is_final:
+                    write(goal_id)
+            if in_flight:
+                time.sleep(interval)
+        for goal_id in list(in_flight):
             write(goal_id)
+        for item in waiting:
+            record({"id": item.input_id, "goal_id": None, "status": "not_submitted",
+                    "answer": None, "error": "batch timed out before submission",
+                    "tokens": 0, "cost_usd": 0.0, "steps": [], "latency_s": None})
     return results
 
 

@@ -121,6 +121,8 @@ def batch(
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the whole batch.")] = 3600.0,
+    max_in_flight: Annotated[int, typer.Option(
+        min=1, help="Most goals running at once; the next is submitted when one ends.")] = 16,
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run a file of goals; write one result per goal and print a summary."""
@@ -149,7 +151,8 @@ def batch(
                     detail = " ".join(f"{k}={v}" for k, v in sorted(counts.items()))
                     progress.update(task, advance=1, detail=detail)
 
-                results = run_batch(items, output=target, timeout_s=timeout, advance=advance)
+                results = run_batch(items, output=target, timeout_s=timeout,
+                                    max_in_flight=max_in_flight, advance=advance)
     except TaskforceError as exc:
         _fail(str(exc))
     summary = summarize(results) | {"output": str(target)}
