@@ -19,7 +19,7 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared import service
 from shared.config import get_settings
-from shared.domain.models import GoalRequest, GoalStatus, GoalView
+from shared.domain.models import GoalRequest, GoalStatus, Goal
 from shared.errors import (
     ConfigurationError,
     GoalNotFoundError,
@@ -71,8 +71,8 @@ def create_app() -> FastAPI:
             raise HTTPException(status_code=422, detail=f"plan_invalid: {exc.reason}") from None
         return GoalAccepted(id=goal_id, status=GoalStatus.PENDING, url=f"/v1/goals/{goal_id}")
 
-    @app.get("/v1/goals/{goal_id}", response_model=GoalView)
-    def read(goal_id: uuid.UUID) -> GoalView:
+    @app.get("/v1/goals/{goal_id}", response_model=Goal)
+    def read(goal_id: uuid.UUID) -> Goal:
         """The goal's status, plan with per-step status and timings, answer and totals."""
         try:
             return service.get_goal(goal_id)

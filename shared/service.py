@@ -10,7 +10,7 @@ from sqlalchemy import text
 from shared import constants
 from shared.celery_app import send
 from shared.config import get_settings
-from shared.domain.models import GoalRequest, GoalView
+from shared.domain.models import GoalRequest, Goal
 from shared.domain.validation import validate_plan
 from shared.errors import ConfigurationError
 from shared.llm.providers import KNOWN_PROVIDERS, get_provider
@@ -71,7 +71,7 @@ def submit_goal(request: GoalRequest, *, check: bool = True) -> uuid.UUID:
     return goal_id
 
 
-def get_goal(goal_id: uuid.UUID) -> GoalView:
+def get_goal(goal_id: uuid.UUID) -> Goal:
     """The goal's current view. Raises GoalNotFoundError if there is none."""
     with get_engine().connect() as connection:
         return goal_store.get_goal_view(connection, goal_id=goal_id)

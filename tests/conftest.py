@@ -27,7 +27,7 @@ os.environ["TOOL_MODULES"] = "tests.support.tools"
 
 from shared.cli import fleet as fleet_module  # noqa: E402
 from shared.config import get_settings  # noqa: E402
-from shared.domain.models import GoalRequest, GoalView  # noqa: E402
+from shared.domain.models import GoalRequest, Goal  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 GOALS_DIR = REPO / "examples" / "goals"
@@ -96,10 +96,10 @@ def workers(services: dict[str, str]) -> Iterator[list[fleet_module.WorkerProces
 
 @pytest.fixture()
 def run_goal(workers):  # noqa: ANN001, ANN201
-    """Submit a goal and wait for it to end: ``run_goal(request, timeout=60) -> GoalView``."""
+    """Submit a goal and wait for it to end: ``run_goal(request, timeout=60) -> Goal``."""
     from shared import service
 
-    def run(request: GoalRequest, *, timeout: float = 60.0, check: bool = True) -> GoalView:
+    def run(request: GoalRequest, *, timeout: float = 60.0, check: bool = True) -> Goal:
         goal_id = service.submit_goal(request, check=check)
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:

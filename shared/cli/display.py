@@ -6,7 +6,7 @@ from typing import Any
 
 from rich.table import Table
 
-from shared.domain.models import GoalView
+from shared.domain.models import Goal
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -18,7 +18,7 @@ STATUS_STYLE = {
 }
 
 
-def steps_table(view: GoalView) -> Table:
+def steps_table(view: Goal) -> Table:
     """One row per step: id, kind, tool, dependencies, status, seconds taken."""
     table = Table(title=f"goal {view.id} - {view.status.value}", title_justify="left")
     for column in ("step", "kind", "tool", "needs", "status", "seconds"):

@@ -7,10 +7,10 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from shared.domain.models import GoalView
+from shared.domain.models import Goal
 
 
-def result_object(view: GoalView) -> dict[str, Any]:
+def result_object(view: Goal) -> dict[str, Any]:
     """The final goal object: ``id``, ``status``, ``answer``, ``error``, ``tokens``,
     ``cost_usd`` (USD) and ``steps`` (each with ``id``, ``kind``, ``tool``, ``status``,
     ``started_at``, ``finished_at`` as ISO 8601 UTC)."""

@@ -1,7 +1,7 @@
 """Pydantic models of the domain: what a plan is, and what Taskforce shows of a goal.
 
-A :class:`Plan` is a DAG of :class:`StepSpec`. The stored state of a goal lives in
-Postgres (see ``shared.persistence``); :class:`GoalView`, :class:`StepView`,
+A :class:`Plan` is a DAG of :class:`Step`. The stored state of a goal lives in
+Postgres (see ``shared.persistence``); :class:`Goal`, :class:`StepState`,
 :class:`StepRun`, :class:`LLMCallRecord` and :class:`Episode` are how it is shown.
 """
 
@@ -54,7 +54,7 @@ class GoalStatus(StrEnum):
         return self in {GoalStatus.SUCCEEDED, GoalStatus.FAILED, GoalStatus.CANCELLED}
 
 
-class StepSpec(BaseModel):
+class Step(BaseModel):
     """One node of a plan's DAG.
 
     Attributes:
@@ -93,12 +93,12 @@ class Plan(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    steps: list[StepSpec] = Field(min_length=1)
+    steps: list[Step] = Field(min_length=1)
     rationale: str | None = None
 
     @field_validator("steps")
     @classmethod
-    def _unique_ids(cls, steps: list[StepSpec]) -> list[StepSpec]:
+    def _unique_ids(cls, steps: list[Step]) -> list[Step]:
         seen: set[int] = set()
         for step in steps:
             if step.id in seen:
@@ -106,7 +106,7 @@ class Plan(BaseModel):
             seen.add(step.id)
         return steps
 
-    def by_id(self) -> dict[int, StepSpec]:
+    def by_id(self) -> dict[int, Step]:
         """Return the steps keyed by id."""
         return {step.id: step for step in self.steps}
 
@@ -139,7 +139,7 @@ class GoalRequest(BaseModel):
         return value
 
 
-class StepView(BaseModel):
+class StepState(BaseModel):
     """A step as shown to clients: its spec, status and timings (UTC)."""
 
     id: int
@@ -155,7 +155,7 @@ class StepView(BaseModel):
     error: str | None = None
 
 
-class GoalView(BaseModel):
+class Goal(BaseModel):
     """A goal as shown to clients (``GET /v1/goals/{id}``, ``taskforce run --json``).
 
     Attributes:
@@ -177,7 +177,7 @@ class GoalView(BaseModel):
     input_tokens: int
     output_tokens: int
     cost_usd: float
-    steps: list[StepView]
+    steps: list[StepState]
 
 
 class StepRun(BaseModel):
@@ -223,7 +223,7 @@ class Episode(BaseModel):
         total_cost_usd: Cost in US dollars.
     """
 
-    goal: GoalView
+    goal: Goal
     plan: Plan | None
     runs: list[StepRun]
     llm_calls: list[LLMCallRecord]

@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.domain.models import Plan, StepKind, StepSpec
+from shared.domain.models import Plan, StepKind, Step
 from shared.domain.refs import is_whole_reference
 from shared.errors import PlanInvalidError
 from shared.tools.registry import ToolRegistry
@@ -38,7 +38,7 @@ def parse_plan(raw: Mapping[str, Any] | Plan) -> Plan:
         raise PlanInvalidError(f"schema: {_first_error(exc)}") from None
 
 
-def _check_tool_args(step: StepSpec, registry: ToolRegistry) -> None:
+def _check_tool_args(step: Step, registry: ToolRegistry) -> None:
     if step.tool is None:
         raise PlanInvalidError(f"step {step.id}: a tool step must name a tool")
     if step.tool not in registry:
@@ -61,7 +61,7 @@ def _check_tool_args(step: StepSpec, registry: ToolRegistry) -> None:
             ) from None
 
 
-def _check_kind(step: StepSpec, registry: ToolRegistry) -> None:
+def _check_kind(step: Step, registry: ToolRegistry) -> None:
     if step.kind is StepKind.TOOL:
         _check_tool_args(step, registry)
         return
@@ -71,7 +71,7 @@ def _check_kind(step: StepSpec, registry: ToolRegistry) -> None:
         raise PlanInvalidError(f"step {step.id}: a validate step must refer to what it checks")
 
 
-def _topological_order(steps: Mapping[int, StepSpec]) -> list[int]:
+def _topological_order(steps: Mapping[int, Step]) -> list[int]:
     indegree = {sid: len(step.dependencies) for sid, step in steps.items()}
     dependents: dict[int, list[int]] = defaultdict(list)
     for sid, step in steps.items():

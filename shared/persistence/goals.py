@@ -15,12 +15,12 @@ from sqlalchemy.engine import Connection
 from shared.domain.models import (
     Episode,
     GoalStatus,
-    GoalView,
+    Goal,
     LLMCallRecord,
     Plan,
     StepRun,
     StepStatus,
-    StepView,
+    StepState,
 )
 from shared.errors import GoalNotFoundError
 from shared.llm.base import Usage
@@ -205,7 +205,7 @@ def record_llm_call(
     )
 
 
-def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> GoalView:
+def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
     """The goal as clients see it: status, steps with timings, answer, token and cost totals.
 
     Raises:
@@ -233,7 +233,7 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> GoalView:
     step_rows = connection.execute(
         text("SELECT * FROM steps WHERE goal_id = :id ORDER BY step_id"), {"id": goal_id}
     ).mappings().all()
-    return GoalView(
+    return Goal(
         id=row["id"],
         goal=row["text"],
         status=row["status"],
@@ -249,7 +249,7 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> GoalView:
         output_tokens=int(row["output_tokens"]),
         cost_usd=float(row["cost_usd"]),
         steps=[
-            StepView(
+            StepState(
                 id=s["step_id"],
                 kind=s["kind"],
                 tool=s["tool"],
