@@ -48,8 +48,9 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             constants.ROLLUP_COSTS: {"queue": constants.MAINTENANCE_QUEUE},
             constants.NOOP: {"queue": constants.BENCH_QUEUE},
         },
+        # Task events feed Flower. Workers send them (received, started, succeeded);
+        # "task-sent" events from publishers are left off: they double every publish.
         "worker_send_task_events": True,
-        "task_send_sent_event": True,
         "enable_utc": True,
     }
 
@@ -69,6 +70,15 @@ def reconfigure(settings: Settings | None = None) -> None:
 def send(task_name: str, *args: Any, countdown: float | None = None) -> None:
     """Publish one message for ``task_name`` with JSON arguments (ids only)."""
     app.send_task(task_name, args=list(args), countdown=countdown)
+
+
+def send_many(task_name: str, calls: list[tuple[Any, ...]]) -> None:
+    """Publish one message per argument tuple in ``calls``, over one pooled producer."""
+    if not calls:
+        return
+    with app.producer_or_acquire() as producer:
+        for args in calls:
+            app.send_task(task_name, args=list(args), producer=producer)
 
 
 app = create_app()

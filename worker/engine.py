@@ -20,7 +20,7 @@ from pydantic import ValidationError
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from shared import constants
-from shared.celery_app import send
+from shared.celery_app import send_many
 from shared.config import get_settings
 from shared.domain.models import GoalStatus, StepKind
 from shared.domain.refs import resolve
@@ -39,7 +39,7 @@ from shared.llm.pricing import cost_usd
 from shared.llm.providers import get_provider
 from shared.persistence import goals as goal_store
 from shared.persistence import steps as step_store
-from shared.persistence.db import get_engine
+from shared.persistence.db import autocommit, get_engine
 from shared.tools.base import ToolContext
 from shared.tools.registry import ToolRegistry, default_registry
 
@@ -62,8 +62,7 @@ def worker_identity() -> str:
 
 def dispatch(goal_id: uuid.UUID | str, step_ids: list[int]) -> None:
     """Publish one ``run_step`` message per step id (after their ``queued`` commit)."""
-    for step_id in step_ids:
-        send(constants.RUN_STEP, str(goal_id), step_id)
+    send_many(constants.RUN_STEP, [(str(goal_id), step_id) for step_id in step_ids])
 
 
 def _llm_call(
@@ -73,7 +72,7 @@ def _llm_call(
     """Run one LLM request and record it (tokens, USD, seconds) in its own transaction."""
     provider = get_provider(provider_name)
     result = roles.call(provider, request)
-    with get_engine().begin() as connection:
+    with autocommit() as connection:
         goal_store.record_llm_call(
             connection,
             goal_id=goal_id,
@@ -105,7 +104,7 @@ def plan_goal(goal_id: str) -> None:
     """
     gid = uuid.UUID(goal_id)
     settings = get_settings()
-    with get_engine().begin() as connection:
+    with autocommit() as connection:
         goal = goal_store.claim_goal_for_planning(
             connection, goal_id=gid, stale_after_s=PLANNING_STALE_S
         )
@@ -202,7 +201,7 @@ def run_step(goal_id: str, step_id: int) -> None:
     gid = uuid.UUID(goal_id)
     settings = get_settings()
     worker = worker_identity()
-    with get_engine().begin() as connection:
+    with autocommit() as connection:
         claim = step_store.claim_step(
             connection, goal_id=gid, step_id=step_id, worker=worker,
             lease_s=settings.step_lease_s, max_attempts=settings.step_max_attempts,
@@ -222,12 +221,18 @@ def run_step(goal_id: str, step_id: int) -> None:
                 )
         return
     result_json = json.dumps(output)
-    with get_engine().begin() as connection:
-        done = step_store.complete_step(connection, claim=claim, worker=worker,
-                                        result_json=result_json)
-        if done.committed and done.kind == StepKind.SYNTHESIZE and done.goal_status == "running":
-            goal_store.finish_goal(connection, goal_id=gid, status=GoalStatus.SUCCEEDED,
-                                   answer=output["answer"])
+    if claim.kind == StepKind.SYNTHESIZE:
+        # The answer, the goal's end and its episode commit together.
+        with get_engine().begin() as connection:
+            done = step_store.complete_step(connection, claim=claim, worker=worker,
+                                            result_json=result_json)
+            if done.committed and done.goal_status == "running":
+                goal_store.finish_goal(connection, goal_id=gid, status=GoalStatus.SUCCEEDED,
+                                       answer=output["answer"])
+    else:
+        with autocommit() as connection:
+            done = step_store.complete_step(connection, claim=claim, worker=worker,
+                                            result_json=result_json)
     if done.ready:
         dispatch(gid, done.ready)
 

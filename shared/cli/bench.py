@@ -127,7 +127,7 @@ def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
     """Both overhead figures, measured in one run on the same servers and workers."""
     say = progress.print if progress else (lambda *_: None)
     goals = 10 if quick else 60
-    rounds = 3 if quick else 3
+    rounds = 3 if quick else 5
     makespan_runs = 2 if quick else 5
     os.environ["SIM_LATENCY_SCALE"] = "0"  # the workers below inherit it
     get_settings.cache_clear()

@@ -99,13 +99,13 @@ def start_plan(connection: Connection, *, goal_id: uuid.UUID, plan: Plan) -> lis
     """
     if lock_goal(connection, goal_id=goal_id) != GoalStatus.PLANNING.value:
         return None
-    version = connection.execute(
+    version, queued_at = connection.execute(
         text(
             "UPDATE goals SET status = 'running', plan_version = plan_version + 1, "
-            "updated_at = now() WHERE id = :id RETURNING plan_version"
+            "updated_at = now() WHERE id = :id RETURNING plan_version, now()"
         ),
         {"id": goal_id},
-    ).scalar_one()
+    ).one()
     connection.execute(
         plans.insert().values(goal_id=goal_id, version=version, plan=plan.model_dump(mode="json"))
     )
@@ -126,13 +126,10 @@ def start_plan(connection: Connection, *, goal_id: uuid.UUID, plan: Plan) -> lis
                 "depends_on": deps,
                 "description": step.description,
                 "status": StepStatus.QUEUED.value if not deps else StepStatus.PENDING.value,
+                "queued_at": None if deps else queued_at,
             }
         )
     connection.execute(steps.insert(), rows)
-    connection.execute(
-        text("UPDATE steps SET queued_at = now() WHERE goal_id = :id AND status = 'queued'"),
-        {"id": goal_id},
-    )
     return roots
 
 

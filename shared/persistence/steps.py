@@ -8,7 +8,8 @@
    (same owner, same attempt), and in the same transaction marks every dependent whose
    dependencies have now all succeeded as ``queued``. Only after the commit does the
    caller publish their messages. The goal row is locked first, so two siblings
-   finishing at once cannot both miss their common dependent.
+   finishing at once cannot both miss their common dependent. It is one call of the
+   server-side function ``taskforce_complete_step`` (migration 0002): one round trip.
 
 A crash between commit and publish leaves steps ``queued`` with no message; the
 reconciler re-publishes them.
@@ -53,26 +54,10 @@ _CLAIM = text(
     """
 )
 
-_COMMIT = text(
-    """
-    UPDATE steps SET status = 'succeeded', result = CAST(:result AS jsonb), error = NULL,
-           finished_at = now(), lease_owner = NULL, lease_expires_at = NULL
-    WHERE goal_id = :goal_id AND step_id = :step_id AND status = 'running'
-      AND lease_owner = :worker AND attempt = :attempt
-    RETURNING kind
-    """
-)
-
-_QUEUE_READY = text(
-    """
-    UPDATE steps s SET status = 'queued', queued_at = now()
-    WHERE s.goal_id = :goal_id AND s.status = 'pending' AND :step_id = ANY(s.depends_on)
-      AND NOT EXISTS (
-          SELECT 1 FROM steps d
-          WHERE d.goal_id = s.goal_id AND d.step_id = ANY(s.depends_on)
-            AND d.status <> 'succeeded')
-    RETURNING s.step_id
-    """
+# The commit phase in one round trip: see migration 0002 for the function's body.
+_COMPLETE = text(
+    "SELECT committed, step_kind, goal_status, ready FROM taskforce_complete_step("
+    ":goal_id, :step_id, :worker, :attempt, :run_id, CAST(:result AS jsonb))"
 )
 
 _END_RUN = text(
@@ -178,33 +163,27 @@ def complete_step(
 ) -> Completion:
     """Commit ``claim``'s result (JSON text) and queue the dependents it made ready.
 
-    The caller commits the transaction, then publishes ``Completion.ready``.
+    One statement: it locks the goal row, commits the result only if ``worker`` still
+    holds the lease at ``claim.attempt``, ends the step's run, and moves every pending
+    dependent whose dependencies have all succeeded to ``queued``. Run it in autocommit
+    mode, or inside a transaction that also finishes the goal; publish
+    ``Completion.ready`` only after the commit.
     """
-    goal_status = lock_goal(connection, goal_id=claim.goal_id)
-    kind = connection.execute(
-        _COMMIT,
+    row = connection.execute(
+        _COMPLETE,
         {
             "goal_id": claim.goal_id,
             "step_id": claim.step_id,
             "worker": worker,
             "attempt": claim.attempt,
+            "run_id": claim.run_id,
             "result": result_json,
         },
-    ).scalar()
-    if kind is None:
-        connection.execute(
-            _END_RUN, {"run_id": claim.run_id, "outcome": "lease_lost", "error": None}
-        )
-        return Completion(committed=False, ready=[], kind=None, goal_status=goal_status)
-    connection.execute(_END_RUN, {"run_id": claim.run_id, "outcome": "succeeded", "error": None})
-    ready: list[int] = []
-    if goal_status == "running":
-        ready = list(
-            connection.execute(
-                _QUEUE_READY, {"goal_id": claim.goal_id, "step_id": claim.step_id}
-            ).scalars()
-        )
-    return Completion(committed=True, ready=sorted(ready), kind=kind, goal_status=goal_status)
+    ).one()
+    return Completion(
+        committed=row.committed, ready=list(row.ready), kind=row.step_kind,
+        goal_status=row.goal_status,
+    )
 
 
 def fail_step(
