@@ -28,6 +28,26 @@ class Settings(BaseSettings):
             results (a path, relative to the current directory by default).
         default_provider: LLM provider used when a goal names none (``sim`` needs no key).
         default_model: Model name used when a goal names none.
+        openai_api_key: Key for the ``openai`` provider (``OPENAI_API_KEY``). Secret:
+            never logged nor put in error messages.
+        anthropic_api_key: Key for the ``anthropic`` provider (``ANTHROPIC_API_KEY``).
+        openai_compatible_api_key: Key for the ``openai-compatible`` provider
+            (``OPENAI_COMPATIBLE_API_KEY``); optional, as self-hosted servers (vLLM,
+            Ollama, LM Studio) often run without one.
+        openai_base_url: Base URL of the OpenAI API (``OPENAI_BASE_URL``); None means
+            ``https://api.openai.com/v1``. Point it at ``taskforce sim-llm`` to simulate.
+        anthropic_base_url: Base URL of the Anthropic API (``ANTHROPIC_BASE_URL``); None
+            means ``https://api.anthropic.com``.
+        openai_compatible_base_url: Base URL of an OpenAI-compatible server
+            (``OPENAI_COMPATIBLE_BASE_URL``, e.g. ``http://127.0.0.1:11434/v1`` for
+            Ollama); required by the ``openai-compatible`` provider.
+        openai_compatible_model: Model the ``openai-compatible`` provider uses when a goal
+            names none (the name the server serves it under).
+        llm_timeout_s: Timeout of one HTTP attempt to an LLM API (seconds).
+        llm_max_attempts: Attempts per LLM call, the first included, before a transient
+            failure (408, 409, 429, 5xx, timeout, lost connection) becomes final.
+        llm_retry_max_s: Budget of one LLM call across its attempts and waits (seconds);
+            no retry starts that would end its wait past it.
         sim_plan_latency_s: Mean simulated latency of a planning call (seconds). The
             default follows the LLMCompiler paper (Kim et al., ICML 2024, Table 1 and
             section 5), about 1.9 s to plan.
@@ -68,8 +88,17 @@ class Settings(BaseSettings):
 
     default_provider: str = "sim"
     default_model: str = "sim-planner-1"
+    # LLM providers
     openai_api_key: SecretStr | None = None
     anthropic_api_key: SecretStr | None = None
+    openai_compatible_api_key: SecretStr | None = None
+    openai_base_url: str | None = None
+    anthropic_base_url: str | None = None
+    openai_compatible_base_url: str | None = None
+    openai_compatible_model: str = "local-model"
+    llm_timeout_s: float = Field(default=60.0, gt=0)
+    llm_max_attempts: int = Field(default=4, ge=1)
+    llm_retry_max_s: float = Field(default=60.0, ge=0)
 
     sim_plan_latency_s: float = 1.9
     sim_synthesize_latency_s: float = 1.6
@@ -117,6 +146,14 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("openai_base_url", "anthropic_base_url", "openai_compatible_base_url",
+                     "openai_api_key", "anthropic_api_key", "openai_compatible_api_key",
+                     mode="before")
+    @classmethod
+    def _blank_is_unset(cls, value: object) -> object:
+        """Treat an empty variable (``OPENAI_API_KEY=``) as not set."""
+        return None if isinstance(value, str) and not value.strip() else value
 
     @field_validator("worker_pool")
     @classmethod

@@ -48,7 +48,58 @@ class LLMError(TaskforceError):
 
 
 class RetryableLLMError(LLMError):
-    """An LLM call failed transiently (429, 5xx, timeout) and may be retried."""
+    """An LLM call failed transiently (429, 5xx, timeout) and may be retried.
+
+    Args:
+        message: Short description (vendor, HTTP status, reason); never request data.
+        status_code: HTTP status of the failed attempt; None for timeouts and lost
+            connections.
+        retry_after_s: Wait the server asked for (seconds, from ``Retry-After`` or
+            ``retry-after-ms``), if any.
+    """
+
+    def __init__(self, message: str, status_code: int | None = None,
+                 retry_after_s: float | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+        self.retry_after_s = retry_after_s
+
+
+class LLMRetriesExhaustedError(LLMError):
+    """Transient LLM failures went on past the retry budget (attempts or seconds).
+
+    Final on purpose: ``shared.llm.retry`` is the one retry layer, so nothing above it
+    should retry the call again.
+
+    Args:
+        message: What the last attempt failed with and how many attempts were made.
+        status_code: HTTP status of the last attempt, if it had one.
+    """
+
+    def __init__(self, message: str, status_code: int | None = None) -> None:
+        super().__init__(message)
+        self.status_code = status_code
+
+
+class MalformedOutputError(LLMError):
+    """A successful response whose answer is not a JSON object (or was cut off).
+
+    Args:
+        message: What is wrong (parser error or truncation), never the raw text.
+        raw: The answer text as received, truncated to 2,000 characters, so that the
+            caller can attempt one repair.
+        input_tokens: Input tokens the provider billed for the call.
+        output_tokens: Output tokens the provider billed for the call.
+    """
+
+    RAW_LIMIT = 2_000
+
+    def __init__(self, message: str, raw: str = "", input_tokens: int = 0,
+                 output_tokens: int = 0) -> None:
+        super().__init__(message)
+        self.raw = raw[: self.RAW_LIMIT]
+        self.input_tokens = input_tokens
+        self.output_tokens = output_tokens
 
 
 class GoalNotFoundError(TaskforceError):

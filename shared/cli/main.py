@@ -284,5 +284,64 @@ def bench(
             out.print(f"{key}: {value}")
 
 
+@app.command("sim-llm")
+def sim_llm(
+    port: Annotated[int, typer.Option(help="Port.")] = 8765,
+    host: Annotated[str, typer.Option(help="Bind address (loopback only).")] = "127.0.0.1",
+    latency: Annotated[list[str], typer.Option(
+        help="Mean latency per purpose, PURPOSE=SECONDS (repeatable; default: the sim "
+             "provider's profile times SIM_LATENCY_SCALE).")] = [],  # noqa: B006
+    latency_jitter: Annotated[Optional[float], typer.Option(  # noqa: UP045
+        help="Relative latency spread (default: SIM_LATENCY_JITTER).")] = None,
+    rpm: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        envvar="SIM_LLM_RPM", help="Requests per window before 429.")] = None,
+    tpm: Annotated[Optional[int], typer.Option(  # noqa: UP045
+        envvar="SIM_LLM_TPM", help="Tokens per window before 429.")] = None,
+    window_s: Annotated[float, typer.Option(help="Rate-limit window (seconds).")] = 60.0,
+    fault_rate: Annotated[list[str], typer.Option(
+        envvar="SIM_LLM_FAULT_RATES",
+        help="FAULT=PROBABILITY, e.g. 500=0.05, timeout=0.01 (repeatable).")] = [],  # noqa: B006
+    fault_sequence: Annotated[list[str], typer.Option(
+        envvar="SIM_LLM_FAULT_SEQUENCE",
+        help="Faults of the first requests in order, e.g. 500,ok.")] = [],  # noqa: B006
+    seed: Annotated[int, typer.Option(envvar="SIM_LLM_SEED", help="RNG seed.")] = 0,
+    retry_after_s: Annotated[float, typer.Option(
+        help="Retry-After of injected 429s (seconds).")] = 1.0,
+    timeout_sleep_s: Annotated[float, typer.Option(
+        help="How long a 'timeout' fault holds a response (seconds).")] = 120.0,
+    json_schema: Annotated[bool, typer.Option(
+        "--json-schema/--no-json-schema",
+        help="Accept response_format json_schema (off: 400, like older servers).")] = True,
+    loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
+) -> None:
+    """Serve a simulated OpenAI/Anthropic API on loopback (answers like the sim provider)."""
+    from shared.llm.simulator.config import SimulatorConfig, parse_latencies
+    from shared.llm.simulator.faults import parse_rates, parse_sequence
+    from shared.llm.simulator.server import serve
+
+    settings = get_settings()
+    scale = settings.sim_latency_scale
+    profile = {"plan": settings.sim_plan_latency_s * scale,
+               "validate": settings.sim_validate_latency_s * scale,
+               "synthesize": settings.sim_synthesize_latency_s * scale}
+    try:
+        config = SimulatorConfig(
+            latency_s=parse_latencies(latency, profile),
+            latency_jitter=(settings.sim_latency_jitter if latency_jitter is None
+                            else latency_jitter),
+            rpm=rpm, tpm=tpm, window_s=window_s,
+            fault_rates=parse_rates(fault_rate),
+            fault_sequence=parse_sequence(fault_sequence),
+            seed=seed, retry_after_s=retry_after_s, timeout_sleep_s=timeout_sleep_s,
+            json_schema=json_schema,
+        )
+        err.print(f"LLM simulator on http://{host}:{port} "
+                  f"(OPENAI_BASE_URL=http://{host}:{port}/v1, "
+                  f"ANTHROPIC_BASE_URL=http://{host}:{port})")
+        serve(config, host=host, port=port, log_level=loglevel.lower())
+    except (ValueError, TaskforceError) as exc:
+        _fail(str(exc))
+
+
 if __name__ == "__main__":
     app()
