@@ -8,9 +8,10 @@ never runs planner or step code. When Redis or Postgres cannot be reached it ans
 from __future__ import annotations
 
 import uuid
+from typing import Annotated
 
 import redis
-from fastapi import FastAPI, HTTPException, Request, status
+from fastapi import FastAPI, Header, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
@@ -19,10 +20,12 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared import service
 from shared.config import get_settings
-from shared.domain.models import GoalRequest, GoalStatus, Goal
+from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.errors import (
     ConfigurationError,
+    GoalAlreadyFinishedError,
     GoalNotFoundError,
+    IdempotencyConflictError,
     PlanInvalidError,
     ServiceUnavailableError,
 )
@@ -49,7 +52,8 @@ def create_app() -> FastAPI:
     @app.exception_handler(DBAPIError)
     async def _database_down(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
-            status_code=503, content={"detail": "database unavailable, try again shortly"}
+            status_code=503, content={"detail": "database unavailable, try again shortly"},
+            headers={"Retry-After": "2"},
         )
 
     @app.exception_handler(KombuOperationalError)
@@ -57,19 +61,47 @@ def create_app() -> FastAPI:
     @app.exception_handler(ServiceUnavailableError)
     async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
         return JSONResponse(
-            status_code=503, content={"detail": "message broker unavailable, try again shortly"}
+            status_code=503, content={"detail": "message broker unavailable, try again shortly"},
+            headers={"Retry-After": "2"},
         )
 
     @app.post("/v1/goals", status_code=status.HTTP_202_ACCEPTED, response_model=GoalAccepted)
-    def submit(body: GoalRequest) -> GoalAccepted:
-        """Accept a goal; it is planned and run asynchronously."""
+    def submit(
+        body: GoalRequest,
+        response: Response,
+        idempotency_key: Annotated[
+            str | None,
+            Header(min_length=1, max_length=255,
+                   description="Retries with the same key and body return the same goal."),
+        ] = None,
+    ) -> GoalAccepted:
+        """Accept a goal; it is planned and run asynchronously.
+
+        With an ``Idempotency-Key`` header, a repeat of the same body returns the goal
+        of the first request (header ``Idempotent-Replayed: true``) and a different body
+        is refused with 422.
+        """
         try:
-            goal_id = service.submit_goal(body)
-        except ConfigurationError as exc:
+            outcome = service.submit(body, idempotency_key=idempotency_key)
+        except (ConfigurationError, IdempotencyConflictError) as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
         except PlanInvalidError as exc:
             raise HTTPException(status_code=422, detail=f"plan_invalid: {exc.reason}") from None
+        if not outcome.created:
+            response.headers["Idempotent-Replayed"] = "true"
+        goal_id = outcome.goal_id
         return GoalAccepted(id=goal_id, status=GoalStatus.PENDING, url=f"/v1/goals/{goal_id}")
+
+    @app.post("/v1/goals/{goal_id}/cancel", response_model=Goal)
+    def cancel(goal_id: uuid.UUID) -> Goal:
+        """Cancel a goal: dispatch stops, queued steps are revoked, the goal becomes
+        ``cancelled``. 409 if it had already ended."""
+        try:
+            return service.cancel_goal(goal_id)
+        except GoalNotFoundError as exc:
+            raise HTTPException(status_code=404, detail=str(exc)) from None
+        except GoalAlreadyFinishedError as exc:
+            raise HTTPException(status_code=409, detail=str(exc)) from None
 
     @app.get("/v1/goals/{goal_id}", response_model=Goal)
     def read(goal_id: uuid.UUID) -> Goal:

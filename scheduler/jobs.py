@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from shared import constants
+from shared import constants, reconciler
 from shared.celery_app import app
 from shared.config import get_settings
 from shared.persistence import maintenance
@@ -17,6 +17,12 @@ def clean_memory() -> int:
         return maintenance.delete_old_goals(
             connection, older_than_days=get_settings().memory_retention_days
         )
+
+
+@app.task(name=constants.RECONCILE, ignore_result=True)
+def reconcile() -> dict[str, int | bool]:
+    """One reconciler pass (see ``shared.persistence.reconcile``); returns its counts."""
+    return reconciler.run_once().as_dict()
 
 
 @app.task(name=constants.ROLLUP_COSTS)

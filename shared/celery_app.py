@@ -17,7 +17,15 @@ from shared.config import Settings, get_settings
 
 def celery_config(settings: Settings) -> dict[str, Any]:
     """Celery settings for ``settings``; each one says why it is set."""
-    lease_s = settings.step_lease_s
+    timeout = settings.visibility_timeout_s
+    visibility = {
+        "visibility_timeout": timeout,
+        # kombu sweeps for expired unacknowledged messages every interval x throttle
+        # seconds (10 x 10 by default); sweep at a quarter of the timeout, at most every
+        # 10 s, so a dead worker's messages return soon after it.
+        "unacked_restore_interval": max(1, min(10, timeout // 4)),
+        "unacked_restore_throttle": 1,
+    }
     return {
         "broker_url": settings.redis_url or "redis://127.0.0.1:6379/0",
         # Postgres is the system of record: no Celery result backend holds goal state.
@@ -35,17 +43,32 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "task_reject_on_worker_lost": True,
         # One message per free slot: a long step never sits behind another's prefetch.
         "worker_prefetch_multiplier": 1,
-        # Redis redelivers an unacknowledged message after the visibility timeout; it
-        # must outlast the longest step, or a slow step would run twice concurrently.
-        "broker_transport_options": {"visibility_timeout": int(lease_s * 2 + 60)},
-        # A worker that loses the broker stops taking new steps' work for granted: the
-        # messages of running tasks will be redelivered, so cancel them.
+        # Redis redelivers an unacknowledged message after the visibility timeout. It
+        # outlasts the longest step time limit plus a lease, so a slow step is not sent
+        # again while it runs (and if it were, the live lease makes that a no-op).
+        # Set for the broker and the result backend alike, as Celery reads both.
+        "broker_transport_options": visibility,
+        "result_backend_transport_options": visibility,
+        # Hard and soft limits are set per message from the step's kind (see
+        # worker.engine.dispatch); these are the ceiling for any other task.
+        "task_time_limit": settings.longest_step_s,
+        "task_soft_time_limit": settings.longest_step_s * 0.9,
+        # When the broker connection drops, Redis will redeliver the messages of tasks
+        # still running; cancel them rather than finish work whose ack cannot be sent.
+        # The step's lease keeps the redelivered copy from running it twice.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Publishing retries briefly; past that the caller gets the error, and a step
+        # already committed as queued is re-published by the reconciler.
+        "task_publish_retry_policy": {
+            "max_retries": 3, "interval_start": 0.2, "interval_step": 0.5,
+            "interval_max": 1.0,
+        },
         "broker_connection_retry_on_startup": True,
         "task_default_queue": constants.STEPS_QUEUE,
         "task_routes": {
             constants.CLEAN_MEMORY: {"queue": constants.MAINTENANCE_QUEUE},
             constants.ROLLUP_COSTS: {"queue": constants.MAINTENANCE_QUEUE},
+            constants.RECONCILE: {"queue": constants.MAINTENANCE_QUEUE},
             constants.NOOP: {"queue": constants.BENCH_QUEUE},
         },
         # Task events feed Flower. Workers send them (received, started, succeeded);
@@ -63,22 +86,47 @@ def create_app(settings: Settings | None = None) -> Celery:
 
 
 def reconfigure(settings: Settings | None = None) -> None:
-    """Apply new settings (a new broker URL, say) to :data:`app` before it connects."""
+    """Apply new settings (a new broker URL, say) to :data:`app`, dropping connections
+    and producers made with the old ones (as Celery itself does after a fork)."""
     app.conf.update(celery_config(settings or get_settings()))
+    if app._pool is not None:
+        app._pool.force_close_all()
+    app._pool = None
+    amqp = app.__dict__.get("amqp")
+    if amqp is not None:
+        amqp._producer_pool = None
 
 
-def send(task_name: str, *args: Any, countdown: float | None = None) -> None:
-    """Publish one message for ``task_name`` with JSON arguments (ids only)."""
-    app.send_task(task_name, args=list(args), countdown=countdown)
+def send(task_name: str, *args: Any, task_id: str | None = None,
+         **options: Any) -> None:
+    """Publish one message for ``task_name`` with JSON arguments (ids only).
+
+    Args:
+        task_name: A name from ``shared.constants``.
+        *args: JSON-serialisable arguments.
+        task_id: Celery task id; deterministic ids let a cancellation revoke them.
+        **options: Other ``send_task`` options (``time_limit``, ``countdown``, ...).
+    """
+    app.send_task(task_name, args=list(args), task_id=task_id, **options)
 
 
-def send_many(task_name: str, calls: list[tuple[Any, ...]]) -> None:
-    """Publish one message per argument tuple in ``calls``, over one pooled producer."""
-    if not calls:
+def send_many(task_name: str, messages: list[tuple[tuple[Any, ...], dict[str, Any]]]) -> None:
+    """Publish ``(args, options)`` messages over one pooled producer."""
+    if not messages:
         return
     with app.producer_or_acquire() as producer:
-        for args in calls:
-            app.send_task(task_name, args=list(args), producer=producer)
+        for args, options in messages:
+            app.send_task(task_name, args=list(args), producer=producer, **options)
+
+
+def step_task_id(goal_id: str, step_id: int) -> str:
+    """The Celery task id of every ``run_step`` message for one step."""
+    return f"{goal_id}.step.{step_id}"
+
+
+def plan_task_id(goal_id: str) -> str:
+    """The Celery task id of every ``plan_goal`` message for one goal."""
+    return f"{goal_id}.plan"
 
 
 app = create_app()

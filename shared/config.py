@@ -63,10 +63,29 @@ class Settings(BaseSettings):
         max_plan_steps: Cap on steps in one plan.
         max_fan_out: Cap on the fan-out width of a plan: the largest number of steps at
             one depth of the DAG (steps with no dependencies are at depth 0).
-        step_lease_s: How long a claimed step's lease lasts (seconds). A lease that
-            expires lets another delivery reclaim the step.
-        step_max_attempts: Claims allowed per step before it fails.
-        tool_timeout_s: Soft time limit for one tool call (seconds).
+        step_lease_s: How long a claimed step's lease lasts (seconds). A running step
+            renews it every third of this; a worker that dies stops renewing, and once
+            the lease expires the reconciler hands the step to another worker.
+        step_max_attempts: Claims allowed per step; past it the step fails with
+            ``worker_lost``.
+        tool_step_time_limit_s: Hard time limit of a tool step (seconds); the soft limit
+            is 90 % of it. Enforced by Celery under the prefork pool; under the threads
+            pool the step stops renewing its lease at the limit, so it is retried.
+        llm_step_time_limit_s: Hard time limit of a validate or synthesize step (s).
+        planning_stale_s: A goal ``planning`` for longer than this (seconds) is planned
+            again (its planner is presumed dead).
+        reconcile_interval_s: How often beat runs the reconciler (seconds).
+        reconcile_stale_s: A step ``queued`` or a goal ``pending`` for longer than this
+            (seconds) gets its message published again (it may have been lost).
+        db_retry_max_s: How long a worker retries a unit of database work through
+            connection failures before giving up (seconds).
+        broker_visibility_timeout_s: Override of the Redis visibility timeout (seconds).
+            Leave unset: the default is derived from the step time limits and lease
+            (see ``visibility_timeout_s``). The fault suite sets it below a step's
+            duration to show that a redelivery while the step runs does no harm.
+        redis_require_noeviction: Refuse to start a worker when Redis's
+            ``maxmemory-policy`` is not ``noeviction`` (an evicting Redis may drop
+            queued messages).
         worker_concurrency: Threads per worker process (steps are I/O-bound).
         worker_pool: Celery pool for worker processes (``threads`` or ``gevent``).
         db_pool_size: SQLAlchemy connection-pool size per process; as many again may
@@ -109,9 +128,16 @@ class Settings(BaseSettings):
 
     max_plan_steps: int = Field(default=32, ge=1)
     max_fan_out: int = Field(default=16, ge=1)
-    step_lease_s: float = Field(default=300.0, gt=0)
+    step_lease_s: float = Field(default=30.0, gt=0)
     step_max_attempts: int = Field(default=3, ge=1)
-    tool_timeout_s: float = Field(default=60.0, gt=0)
+    tool_step_time_limit_s: float = Field(default=120.0, gt=0)
+    llm_step_time_limit_s: float = Field(default=300.0, gt=0)
+    planning_stale_s: float = Field(default=300.0, gt=0)
+    reconcile_interval_s: float = Field(default=10.0, gt=0)
+    reconcile_stale_s: float = Field(default=30.0, gt=0)
+    db_retry_max_s: float = Field(default=120.0, gt=0)
+    broker_visibility_timeout_s: float | None = Field(default=None, gt=0)
+    redis_require_noeviction: bool = True
 
     worker_concurrency: int = Field(default=32, ge=1)
     worker_pool: str = "threads"
@@ -154,6 +180,20 @@ class Settings(BaseSettings):
     def _blank_is_unset(cls, value: object) -> object:
         """Treat an empty variable (``OPENAI_API_KEY=``) as not set."""
         return None if isinstance(value, str) and not value.strip() else value
+
+    @property
+    def longest_step_s(self) -> float:
+        """The longest any step may run (seconds): the larger hard time limit."""
+        return max(self.tool_step_time_limit_s, self.llm_step_time_limit_s)
+
+    @property
+    def visibility_timeout_s(self) -> int:
+        """Redis visibility timeout (seconds): longer than any step may run plus its
+        lease, so Redis redelivers a message only when its worker is gone for good
+        (and a redelivery is a no-op anyway). ``BROKER_VISIBILITY_TIMEOUT_S`` overrides it."""
+        if self.broker_visibility_timeout_s is not None:
+            return int(self.broker_visibility_timeout_s)
+        return int(self.longest_step_s + self.step_lease_s + 60)
 
     @field_validator("worker_pool")
     @classmethod

@@ -9,6 +9,7 @@ PLAN_GOAL = "taskforce.plan_goal"
 RUN_STEP = "taskforce.run_step"
 CLEAN_MEMORY = "taskforce.maintenance.clean_memory"
 ROLLUP_COSTS = "taskforce.maintenance.rollup_costs"
+RECONCILE = "taskforce.maintenance.reconcile"
 NOOP = "taskforce.bench.noop"
 
 # Queues. Planning and steps share one queue by default so any worker can take either;

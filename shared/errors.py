@@ -108,3 +108,11 @@ class GoalNotFoundError(TaskforceError):
 
 class ServiceUnavailableError(TaskforceError):
     """A backing service (Redis or Postgres) cannot be reached right now."""
+
+
+class GoalAlreadyFinishedError(TaskforceError):
+    """The goal has already ended, so it cannot be cancelled (HTTP 409)."""
+
+
+class IdempotencyConflictError(TaskforceError):
+    """An idempotency key was reused with a different request body (HTTP 422)."""

@@ -1,22 +1,46 @@
-"""Submitting goals and reading them back: used by the gateway and the CLI alike."""
+"""Submitting, reading and cancelling goals: used by the gateway and the CLI alike."""
 
 from __future__ import annotations
 
+import hashlib
+import json
+import logging
 import uuid
 from collections.abc import Iterable
+from dataclasses import dataclass
 
 from sqlalchemy import text
+from sqlalchemy.engine import Connection
 
-from shared import constants
-from shared.celery_app import send
+from shared.celery_app import app as celery_app
+from shared.celery_app import plan_task_id, step_task_id
 from shared.config import get_settings
-from shared.domain.models import GoalRequest, Goal
+from shared.dispatch import publish_plan
+from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.domain.validation import validate_plan
-from shared.errors import ConfigurationError
+from shared.errors import (
+    ConfigurationError,
+    GoalAlreadyFinishedError,
+    GoalNotFoundError,
+    IdempotencyConflictError,
+    ServiceUnavailableError,
+)
 from shared.llm.providers import KNOWN_PROVIDERS, get_provider
 from shared.persistence import goals as goal_store
+from shared.persistence import retry as db_retry
 from shared.persistence.db import get_engine
 from shared.tools.registry import default_registry
+
+log = logging.getLogger(__name__)
+
+
+@dataclass(frozen=True)
+class Submission:
+    """Outcome of a submission: the goal's id, and False if an idempotency key matched an
+    earlier submission (nothing new was stored or enqueued)."""
+
+    goal_id: uuid.UUID
+    created: bool
 
 
 def check_plan(raw: dict) -> None:
@@ -30,45 +54,82 @@ def check_plan(raw: dict) -> None:
                   max_fan_out=settings.max_fan_out)
 
 
-def submit_goal(request: GoalRequest, *, check: bool = True) -> uuid.UUID:
+def request_fingerprint(request: GoalRequest) -> str:
+    """SHA-256 (hex) of the request's canonical JSON: what an idempotency key stands for."""
+    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True,
+                           separators=(",", ":"))
+    return hashlib.sha256(canonical.encode()).hexdigest()
+
+
+def submit(
+    request: GoalRequest, *, check: bool = True, idempotency_key: str | None = None
+) -> Submission:
     """Store a goal (``pending``) and enqueue ``plan_goal`` for it.
 
     The row is committed before the message is published, so a worker never receives
-    an id it cannot find; a goal whose message was lost stays ``pending`` and is
-    re-enqueued by the reconciler.
+    an id it cannot find. If the publish fails, the row is deleted again and
+    ServiceUnavailableError raised, so the caller can retry without leaving a goal
+    behind; should that delete fail too, the goal stays ``pending`` and the reconciler
+    enqueues it.
 
     Args:
         request: The goal.
         check: Validate a ready-made plan here, so that a bad one is refused before
             anything is stored (the worker validates it again either way).
+        idempotency_key: With a key seen before and the same request, the earlier goal
+            is returned and nothing new happens.
 
     Raises:
         ConfigurationError: The request names an unknown provider.
         PlanInvalidError: ``check`` is set and the ready-made plan is invalid.
+        IdempotencyConflictError: The key was used before with a different request.
+        ServiceUnavailableError: The broker could not take the planning message.
     """
-    if check and request.plan is not None:
-        check_plan(request.plan)
-    provider_name = request.provider or get_settings().default_provider
+    settings = get_settings()
+    provider_name = request.provider or settings.default_provider
     if provider_name not in KNOWN_PROVIDERS:
         raise ConfigurationError(
             f"unknown provider {provider_name!r} (available: {', '.join(KNOWN_PROVIDERS)})"
         )
-    provider = get_provider(provider_name)
+    if check and request.plan is not None:
+        check_plan(request.plan)
     model = request.model or (
-        get_settings().default_model if provider_name == get_settings().default_provider
-        else provider.default_model
+        settings.default_model if provider_name == settings.default_provider
+        else get_provider(provider_name).default_model
     )
+    fingerprint = request_fingerprint(request) if idempotency_key else None
     with get_engine().begin() as connection:
-        goal_id = goal_store.create_goal(
+        goal_id, stored_fingerprint = goal_store.create_goal(
             connection,
             text_=request.goal,
             provider=provider_name,
             model=model,
             metadata=request.metadata,
             requested_plan=request.plan,
+            idempotency_key=idempotency_key,
+            request_sha256=fingerprint,
         )
-    send(constants.PLAN_GOAL, str(goal_id))
-    return goal_id
+    if stored_fingerprint is not None:
+        if stored_fingerprint != fingerprint:
+            raise IdempotencyConflictError(
+                "this Idempotency-Key was used with a different request body"
+            )
+        return Submission(goal_id=goal_id, created=False)
+    try:
+        publish_plan(goal_id)
+    except Exception as exc:  # noqa: BLE001 - any broker failure means "not enqueued"
+        try:
+            with get_engine().begin() as connection:
+                goal_store.delete_pending_goal(connection, goal_id=goal_id)
+        except Exception:  # noqa: BLE001
+            log.warning("goal %s stays pending for the reconciler", goal_id, exc_info=True)
+        raise ServiceUnavailableError(f"message broker unavailable: {type(exc).__name__}")
+    return Submission(goal_id=goal_id, created=True)
+
+
+def submit_goal(request: GoalRequest, *, check: bool = True) -> uuid.UUID:
+    """Like :func:`submit` without an idempotency key; returns the new goal's id."""
+    return submit(request, check=check).goal_id
 
 
 def get_goal(goal_id: uuid.UUID) -> Goal:
@@ -85,3 +146,36 @@ def goal_statuses(goal_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
             {"ids": list(goal_ids)},
         ).all()
     return {row.id: row.status for row in rows}
+
+
+def cancel_goal(goal_id: uuid.UUID) -> Goal:
+    """Cancel a goal: no new step is dispatched, queued ones are revoked and skipped, the
+    goal becomes ``cancelled``. Steps already running may finish, but their results are
+    not used (nothing is queued after them and the goal keeps no answer).
+
+    Raises:
+        GoalNotFoundError: No goal has this id.
+        GoalAlreadyFinishedError: The goal had already ended.
+    """
+
+    def work(connection: Connection) -> list[int]:
+        status = goal_store.lock_goal(connection, goal_id=goal_id)
+        if status is None:
+            raise GoalNotFoundError(f"no goal with id {goal_id}")
+        if GoalStatus(status).is_final:
+            raise GoalAlreadyFinishedError(f"goal {goal_id} has already {status}")
+        queued = list(connection.execute(
+            text("SELECT step_id FROM steps WHERE goal_id = :id AND status = 'queued'"),
+            {"id": goal_id},
+        ).scalars())
+        goal_store.finish_goal(connection, goal_id=goal_id, status=GoalStatus.CANCELLED,
+                               error="cancelled: by request")
+        return queued
+
+    queued = db_retry.run(work)
+    task_ids = [plan_task_id(str(goal_id))] + [step_task_id(str(goal_id), s) for s in queued]
+    try:
+        celery_app.control.revoke(task_ids)
+    except Exception:  # noqa: BLE001 - revoking is an optimisation: claims check the goal
+        log.warning("revoking the queued steps of goal %s failed", goal_id, exc_info=True)
+    return get_goal(goal_id)

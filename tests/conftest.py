@@ -24,6 +24,10 @@ from sqlalchemy.engine import make_url
 os.environ.setdefault("SIM_LATENCY_SCALE", "0.05")
 os.environ.setdefault("SIM_TOOL_LATENCY_S", "10")
 os.environ["TOOL_MODULES"] = "tests.support.tools"
+os.environ.setdefault(
+    "TASKFORCE_TEST_TALLY_LOG",
+    str(Path(tempfile.mkdtemp(prefix="taskforce-tally-")) / "tally.log"),
+)
 
 from shared.cli import fleet as fleet_module  # noqa: E402
 from shared.config import get_settings  # noqa: E402

@@ -5,14 +5,12 @@ from __future__ import annotations
 import time
 import uuid
 
-import redis
 from sqlalchemy import text
 
 from shared import constants
 from shared.celery_app import send
-from shared.config import get_settings
 from shared.domain.models import GoalRequest
-from tests.support.tools import tally_key
+from tests.support.tools import executions as tally_executions
 
 
 def tool(step_id: int, name: str, **args) -> dict:  # noqa: ANN003
@@ -36,11 +34,7 @@ def runs_of(db, goal_id: uuid.UUID) -> dict[int, list[tuple]]:  # noqa: ANN001
 
 
 def executions(goal_id: uuid.UUID, step_id: int) -> int:
-    client = redis.Redis.from_url(get_settings().redis_url)
-    try:
-        return client.llen(tally_key(str(goal_id), step_id))
-    finally:
-        client.close()
+    return tally_executions(str(goal_id))[step_id]
 
 
 def test_a_diamond_dag_completes_with_the_right_results(run_goal) -> None:  # noqa: ANN001

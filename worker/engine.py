@@ -17,15 +17,17 @@ from functools import lru_cache
 from typing import Any
 
 from pydantic import ValidationError
+from sqlalchemy.engine import Connection
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
 from shared import constants
-from shared.celery_app import send_many
+from shared.dispatch import publish_steps, time_limits_s
 from shared.config import get_settings
 from shared.domain.models import GoalStatus, StepKind
 from shared.domain.refs import resolve
 from shared.domain.validation import validate_plan
 from shared.errors import (
+    ConfigurationError,
     LLMError,
     PlanInvalidError,
     ReferenceError_,
@@ -39,15 +41,13 @@ from shared.llm.pricing import cost_usd
 from shared.llm.providers import get_provider
 from shared.persistence import goals as goal_store
 from shared.persistence import steps as step_store
-from shared.persistence.db import autocommit, get_engine
+from shared.persistence import retry as db_retry
+from shared.persistence.db import get_engine
 from shared.tools.base import ToolContext
 from shared.tools.registry import ToolRegistry, default_registry
+from worker.leases import LeaseKeeper
 
 log = logging.getLogger(__name__)
-
-# Seconds after which a goal stuck in "planning" may be planned again by a redelivery.
-PLANNING_STALE_S = 600.0
-
 
 @lru_cache(maxsize=1)
 def registry() -> ToolRegistry:
@@ -60,39 +60,32 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{threading.get_ident()}"
 
 
-def dispatch(goal_id: uuid.UUID | str, step_ids: list[int]) -> None:
-    """Publish one ``run_step`` message per step id (after their ``queued`` commit)."""
-    send_many(constants.RUN_STEP, [(str(goal_id), step_id) for step_id in step_ids])
-
-
 def _llm_call(
     *, goal_id: uuid.UUID, step_id: int | None, provider_name: str, model: str,
     request: LLMRequest,
 ) -> LLMResult:
-    """Run one LLM request and record it (tokens, USD, seconds) in its own transaction."""
+    """Run one LLM request and record it (tokens, USD, seconds) before returning."""
     provider = get_provider(provider_name)
     result = roles.call(provider, request)
-    with autocommit() as connection:
-        goal_store.record_llm_call(
-            connection,
-            goal_id=goal_id,
-            step_id=step_id,
-            purpose=request.purpose,
-            provider=provider.name,
-            model=model,
-            usage=result.usage,
-            cost_usd=cost_usd(provider.name, model, result.usage.input_tokens,
-                              result.usage.output_tokens, result.usage.cached_tokens),
-            latency_s=result.latency_s,
-            simulated=result.simulated,
-        )
+    cost = cost_usd(provider.name, model, result.usage.input_tokens,
+                    result.usage.output_tokens, result.usage.cached_tokens)
+    db_retry.run(
+        lambda c: goal_store.record_llm_call(
+            c, goal_id=goal_id, step_id=step_id, purpose=request.purpose,
+            provider=provider.name, model=model, usage=result.usage, cost_usd=cost,
+            latency_s=result.latency_s, simulated=result.simulated,
+        ),
+        transactional=False,
+    )
     return result
 
 
-def _fail_goal(goal_id: uuid.UUID, error: str) -> None:
-    with get_engine().begin() as connection:
+def _finish(goal_id: uuid.UUID, status: GoalStatus, *, error: str | None = None) -> None:
+    def work(connection: Connection) -> None:
         goal_store.lock_goal(connection, goal_id=goal_id)
-        goal_store.finish_goal(connection, goal_id=goal_id, status=GoalStatus.FAILED, error=error)
+        goal_store.finish_goal(connection, goal_id=goal_id, status=status, error=error)
+
+    db_retry.run(work)
 
 
 def plan_goal(goal_id: str) -> None:
@@ -104,10 +97,11 @@ def plan_goal(goal_id: str) -> None:
     """
     gid = uuid.UUID(goal_id)
     settings = get_settings()
-    with autocommit() as connection:
-        goal = goal_store.claim_goal_for_planning(
-            connection, goal_id=gid, stale_after_s=PLANNING_STALE_S
-        )
+    goal = db_retry.run(
+        lambda c: goal_store.claim_goal_for_planning(
+            c, goal_id=gid, stale_after_s=settings.planning_stale_s),
+        transactional=False,
+    )
     if goal is None:
         log.info("goal %s is not pending: plan_goal delivered again, nothing to do", goal_id)
         return
@@ -125,21 +119,20 @@ def plan_goal(goal_id: str) -> None:
             max_fan_out=settings.max_fan_out,
         )
     except PlanInvalidError as exc:
-        _fail_goal(gid, f"plan_invalid: {exc.reason}")
+        _finish(gid, GoalStatus.FAILED, error=f"plan_invalid: {exc.reason}")
         return
     except TaskforceError as exc:
-        _fail_goal(gid, f"planner_failed: {exc}")
+        _finish(gid, GoalStatus.FAILED, error=f"planner_failed: {exc}")
         return
-    with get_engine().begin() as connection:
-        roots = goal_store.start_plan(connection, goal_id=gid, plan=plan)
+    roots = db_retry.run(lambda c: goal_store.start_plan(c, goal_id=gid, plan=plan))
     if roots:
-        dispatch(gid, roots)
+        publish_steps(gid, roots)
 
 
 @retry(
     retry=retry_if_exception_type(RetryableToolError),
     stop=stop_after_attempt(3),
-    wait=wait_exponential_jitter(initial=0.5, max=10.0),
+    wait=wait_exponential_jitter(multiplier=0.5, max=10.0, jitter=0.5),
     reraise=True,
 )
 def _call_tool(name: str, args: dict[str, Any], ctx: ToolContext) -> Any:
@@ -195,46 +188,56 @@ def _execute(claim: step_store.ClaimedStep) -> Any:
 def run_step(goal_id: str, step_id: int) -> None:
     """Claim, run and commit one step, then dispatch the dependents it made ready.
 
-    Safe to deliver twice: a second delivery finds the step claimed or done and returns.
-    A step that fails for good ends its goal ``failed`` with the step's error.
+    Safe to deliver twice: a second delivery finds the step claimed (under a live
+    lease) or done, and returns. While the step runs its lease is renewed; every
+    database phase is retried through connection failures, and dependents are published
+    only after the commit. A step that fails for good ends its goal ``failed`` with the
+    step's error.
     """
     gid = uuid.UUID(goal_id)
     settings = get_settings()
     worker = worker_identity()
-    with autocommit() as connection:
-        claim = step_store.claim_step(
-            connection, goal_id=gid, step_id=step_id, worker=worker,
-            lease_s=settings.step_lease_s, max_attempts=settings.step_max_attempts,
-        )
+    claim = db_retry.run(
+        lambda c: step_store.claim_step(
+            c, goal_id=gid, step_id=step_id, worker=worker,
+            lease_s=settings.step_lease_s, max_attempts=settings.step_max_attempts),
+        transactional=False,
+    )
     if claim is None:
         log.info("step %s/%s not claimable (done, running or goal ended)", goal_id, step_id)
         return
+    _, hard_limit = time_limits_s(claim.kind)
     try:
-        output = _execute(claim)
-    except (ToolError, LLMError, ReferenceError_, ValidationError) as exc:
+        with LeaseKeeper(claim, worker=worker, lease_s=settings.step_lease_s,
+                         time_limit_s=hard_limit):
+            output = _execute(claim)
+    except (ToolError, LLMError, ReferenceError_, ValidationError, ConfigurationError) as exc:
         error = _describe(claim, exc)
-        with get_engine().begin() as connection:
+
+        def record_failure(connection: Connection) -> None:
             if step_store.fail_step(connection, claim=claim, worker=worker, error=error):
                 goal_store.finish_goal(
                     connection, goal_id=gid, status=GoalStatus.FAILED,
                     error=f"step_failed: step {step_id}: {error}",
                 )
+
+        db_retry.run(record_failure)
         return
+
     result_json = json.dumps(output)
-    if claim.kind == StepKind.SYNTHESIZE:
-        # The answer, the goal's end and its episode commit together.
-        with get_engine().begin() as connection:
-            done = step_store.complete_step(connection, claim=claim, worker=worker,
-                                            result_json=result_json)
-            if done.committed and done.goal_status == "running":
-                goal_store.finish_goal(connection, goal_id=gid, status=GoalStatus.SUCCEEDED,
-                                       answer=output["answer"])
-    else:
-        with autocommit() as connection:
-            done = step_store.complete_step(connection, claim=claim, worker=worker,
-                                            result_json=result_json)
+
+    def commit(connection: Connection) -> step_store.Completion:
+        done = step_store.complete_step(connection, claim=claim, worker=worker,
+                                        result_json=result_json)
+        if done.committed and claim.kind == StepKind.SYNTHESIZE and done.goal_status == "running":
+            # The answer, the goal's end and its episode commit together.
+            goal_store.finish_goal(connection, goal_id=gid, status=GoalStatus.SUCCEEDED,
+                                   answer=output["answer"])
+        return done
+
+    done = db_retry.run(commit, transactional=claim.kind == StepKind.SYNTHESIZE)
     if done.ready:
-        dispatch(gid, done.ready)
+        publish_steps(gid, done.ready)
 
 
 def _describe(claim: step_store.ClaimedStep, exc: Exception) -> str:

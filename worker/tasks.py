@@ -2,13 +2,55 @@
 
 from __future__ import annotations
 
-from celery.signals import worker_process_init, worker_process_shutdown
+import logging
+
+import redis
+from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
 from shared import constants
 from shared.celery_app import app
+from shared.config import get_settings
+from shared.errors import ConfigurationError
 from shared.persistence.db import dispose_engine
 from shared.redis_client import bench_counter
 from worker import engine
+
+
+log = logging.getLogger(__name__)
+
+
+def check_redis_eviction_policy(url: str) -> str | None:
+    """Return why ``url``'s Redis is unsafe as a broker, or None if it is safe.
+
+    Redis with any ``maxmemory-policy`` but ``noeviction`` may delete queued messages
+    under memory pressure, losing steps silently; with ``noeviction`` it refuses new
+    writes instead, which publishers see and retry. A Redis that forbids ``CONFIG GET``
+    (some managed services) cannot be checked and is let through with a warning.
+    """
+    client = redis.Redis.from_url(url, socket_timeout=5)
+    try:
+        policy = client.config_get("maxmemory-policy").get("maxmemory-policy")
+    except redis.exceptions.ResponseError:
+        log.warning("cannot read Redis maxmemory-policy (CONFIG GET refused); make sure "
+                    "it is noeviction")
+        return None
+    finally:
+        client.close()
+    if policy != "noeviction":
+        return (f"Redis maxmemory-policy is {policy!r}: it may evict queued messages; set it "
+                "to noeviction (or REDIS_REQUIRE_NOEVICTION=false to run anyway)")
+    return None
+
+
+@worker_init.connect
+def _check_broker(**_: object) -> None:
+    """Refuse to start on a Redis that may evict messages (see REDIS_REQUIRE_NOEVICTION)."""
+    settings = get_settings()
+    if not settings.redis_require_noeviction or not settings.redis_url:
+        return
+    problem = check_redis_eviction_policy(settings.redis_url)
+    if problem:
+        raise ConfigurationError(problem)
 
 
 @worker_process_init.connect

@@ -57,6 +57,7 @@ def start_worker(
     log_dir: Path,
     concurrency: int | None = None,
     queues: str | None = None,
+    pool: str | None = None,
     env: dict[str, str] | None = None,
 ) -> WorkerProcess:
     """Start ``taskforce worker`` as a child process named ``name`` (logs under log_dir)."""
@@ -67,6 +68,8 @@ def start_worker(
         command += ["--concurrency", str(concurrency)]
     if queues:
         command += ["--queues", queues]
+    if pool:
+        command += ["--pool", pool]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
             command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},

@@ -245,6 +245,18 @@ def migrate() -> None:
 
 
 @app.command()
+def reconcile() -> None:
+    """Run one reconciler pass now (beat runs it every RECONCILE_INTERVAL_S)."""
+    from shared.reconciler import run_once
+
+    try:
+        counts = run_once().as_dict()
+    except TaskforceError as exc:
+        _fail(str(exc))
+    out.print_json(json.dumps(counts))
+
+
+@app.command()
 def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or directories.")]) -> None:
     """Load documents for the search tool (.jsonl, .txt, .md, .rst; directories too)."""
     from shared.cli.fleet import servers

@@ -10,6 +10,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy import text
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from shared.domain.models import (
@@ -37,12 +38,22 @@ def create_goal(
     model: str,
     metadata: dict[str, Any],
     requested_plan: dict[str, Any] | None = None,
-    goal_id: uuid.UUID | None = None,
-) -> uuid.UUID:
-    """Insert a goal in status ``pending`` and return its id."""
-    goal_id = goal_id or uuid.uuid4()
-    connection.execute(
-        goals.insert().values(
+    idempotency_key: str | None = None,
+    request_sha256: str | None = None,
+) -> tuple[uuid.UUID, str | None]:
+    """Insert a goal in status ``pending``.
+
+    With an ``idempotency_key`` already stored, nothing is inserted (the unique
+    constraint decides between concurrent submissions) and the stored goal is returned.
+
+    Returns:
+        ``(goal_id, None)`` for a new goal, or ``(existing_goal_id, its request_sha256)``
+        when the key was already used.
+    """
+    goal_id = uuid.uuid4()
+    inserted = connection.execute(
+        pg_insert(goals)
+        .values(
             id=goal_id,
             text=text_,
             status=GoalStatus.PENDING.value,
@@ -50,9 +61,26 @@ def create_goal(
             model=model,
             metadata=metadata,
             requested_plan=requested_plan,
+            idempotency_key=idempotency_key,
+            request_sha256=request_sha256,
         )
+        .on_conflict_do_nothing(constraint="uq_goals_idempotency_key")
+        .returning(goals.c.id)
+    ).scalar()
+    if inserted is not None:
+        return inserted, None
+    row = connection.execute(
+        text("SELECT id, request_sha256 FROM goals WHERE idempotency_key = :key"),
+        {"key": idempotency_key},
+    ).one()
+    return row.id, row.request_sha256 or ""
+
+
+def delete_pending_goal(connection: Connection, *, goal_id: uuid.UUID) -> None:
+    """Remove a goal that was stored but never enqueued (its publish failed)."""
+    connection.execute(
+        text("DELETE FROM goals WHERE id = :id AND status = 'pending'"), {"id": goal_id}
     )
-    return goal_id
 
 
 def claim_goal_for_planning(
@@ -89,13 +117,15 @@ def lock_goal(connection: Connection, *, goal_id: uuid.UUID) -> str | None:
     ).scalar()
 
 
-def start_plan(connection: Connection, *, goal_id: uuid.UUID, plan: Plan) -> list[int] | None:
+def start_plan(
+    connection: Connection, *, goal_id: uuid.UUID, plan: Plan
+) -> list[tuple[int, str]] | None:
     """Store ``plan`` and its steps, mark the goal ``running``, and queue the root steps.
 
     Returns:
-        Ids of the steps with no dependencies (now ``queued``, to be published after the
-        commit), or None when the goal is no longer ``planning`` (cancelled, or another
-        delivery stored a plan first).
+        ``(step_id, kind)`` of the steps with no dependencies (now ``queued``, to be
+        published after the commit), or None when the goal is no longer ``planning``
+        (cancelled, or another delivery stored a plan first).
     """
     if lock_goal(connection, goal_id=goal_id) != GoalStatus.PLANNING.value:
         return None
@@ -114,7 +144,7 @@ def start_plan(connection: Connection, *, goal_id: uuid.UUID, plan: Plan) -> lis
     for step in plan.steps:
         deps = sorted(step.dependencies)
         if not deps:
-            roots.append(step.id)
+            roots.append((step.id, step.kind.value))
         rows.append(
             {
                 "goal_id": goal_id,

@@ -56,7 +56,7 @@ _CLAIM = text(
 
 # The commit phase in one round trip: see migration 0002 for the function's body.
 _COMPLETE = text(
-    "SELECT committed, step_kind, goal_status, ready FROM taskforce_complete_step("
+    "SELECT committed, step_kind, goal_status, ready, ready_kinds FROM taskforce_complete_step("
     ":goal_id, :step_id, :worker, :attempt, :run_id, CAST(:result AS jsonb))"
 )
 
@@ -104,13 +104,14 @@ class Completion:
     Attributes:
         committed: False when the lease was lost (another attempt took the step over);
             the result was then discarded.
-        ready: Dependents now ``queued``, to publish after the commit.
+        ready: Dependents now ``queued`` as ``(step_id, kind)``, to publish after the
+            commit.
         kind: The committed step's kind.
         goal_status: The goal's status when the result was committed.
     """
 
     committed: bool
-    ready: list[int]
+    ready: list[tuple[int, str]]
     kind: str | None
     goal_status: str | None
 
@@ -181,8 +182,8 @@ def complete_step(
         },
     ).one()
     return Completion(
-        committed=row.committed, ready=list(row.ready), kind=row.step_kind,
-        goal_status=row.goal_status,
+        committed=row.committed, ready=list(zip(row.ready, row.ready_kinds, strict=True)),
+        kind=row.step_kind, goal_status=row.goal_status,
     )
 
 
@@ -198,7 +199,7 @@ def fail_step(
         text(
             """
             UPDATE steps SET status = 'failed', error = :error, finished_at = now(),
-                   lease_owner = NULL, lease_expires_at = NULL
+                   lease_expires_at = NULL
             WHERE goal_id = :goal_id AND step_id = :step_id AND status = 'running'
               AND lease_owner = :worker AND attempt = :attempt
             """
@@ -216,6 +217,28 @@ def fail_step(
         {"run_id": claim.run_id, "outcome": "failed" if failed else "lease_lost", "error": error},
     )
     return bool(failed)
+
+
+def renew_lease(
+    connection: Connection, *, claim: ClaimedStep, worker: str, lease_s: float
+) -> bool:
+    """Extend a running step's lease to ``lease_s`` seconds from now.
+
+    Returns:
+        False when ``worker`` no longer holds the step at ``claim.attempt`` (the lease
+        expired and another attempt took it over, or the goal ended).
+    """
+    return bool(
+        connection.execute(
+            text(
+                "UPDATE steps SET lease_expires_at = now() + make_interval(secs => :lease_s) "
+                "WHERE goal_id = :goal_id AND step_id = :step_id AND status = 'running' "
+                "AND lease_owner = :worker AND attempt = :attempt"
+            ),
+            {"goal_id": claim.goal_id, "step_id": claim.step_id, "worker": worker,
+             "attempt": claim.attempt, "lease_s": lease_s},
+        ).rowcount
+    )
 
 
 def queued_steps(connection: Connection, *, goal_id: uuid.UUID) -> list[int]:

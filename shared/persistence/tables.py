@@ -39,6 +39,8 @@ goals = Table(
     Column("model", Text, nullable=False),
     Column("metadata", JSONB, nullable=False, server_default="{}"),
     Column("requested_plan", JSONB),
+    Column("idempotency_key", Text),
+    Column("request_sha256", Text),
     Column("answer", Text),
     Column("error", Text),
     Column("plan_version", Integer, nullable=False, server_default="0"),
@@ -46,6 +48,7 @@ goals = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
     Index("ix_goals_status_created", "status", "created_at"),
+    UniqueConstraint("idempotency_key", name="uq_goals_idempotency_key"),
 )
 
 plans = Table(
@@ -80,6 +83,7 @@ steps = Table(
     Column("error", Text),
     PrimaryKeyConstraint("goal_id", "step_id"),
     Index("ix_steps_status_lease", "status", "lease_expires_at"),
+    Index("ix_steps_queued", "status", "queued_at"),
 )
 
 step_runs = Table(

@@ -1,27 +1,25 @@
 """Tools the test suite adds to its workers (through ``TOOL_MODULES``).
 
-``tally`` records every execution in a Redis list, a side-effect log outside Postgres, so
-a test can count how many times a step's tool really ran.
+``tally`` appends one line per execution to a side-effect log, a plain file named by
+``TASKFORCE_TEST_TALLY_LOG``, outside Redis and Postgres (the fault suite restarts
+both), so a test can count how many times each step's tool really ran and under which
+claim attempt.
 """
 
 from __future__ import annotations
 
+import json
 import os
 import time
+from collections import Counter
+from pathlib import Path
 from typing import Any
 
-import redis
 from pydantic import BaseModel, Field
 
-from shared.config import get_settings
 from shared.tools.base import Tool, ToolContext
 
-TALLY_PREFIX = "taskforce:test:tally:"
-
-
-def tally_key(goal_id: str, step_id: int) -> str:
-    """Redis list that logs the executions of one step."""
-    return f"{TALLY_PREFIX}{goal_id}:{step_id}"
+TALLY_LOG_ENV = "TASKFORCE_TEST_TALLY_LOG"
 
 
 class TallyInput(BaseModel):
@@ -32,20 +30,36 @@ class TallyInput(BaseModel):
 
 
 def _run(args: TallyInput, ctx: ToolContext) -> dict[str, Any]:
-    client = redis.Redis.from_url(get_settings().redis_url or "")
+    line = json.dumps({"goal": ctx.goal_id, "step": ctx.step_id, "attempt": ctx.attempt,
+                       "pid": os.getpid()})
+    # One write of a short line with O_APPEND: lines from concurrent writers never mix.
+    fd = os.open(os.environ[TALLY_LOG_ENV], os.O_WRONLY | os.O_APPEND | os.O_CREAT, 0o644)
     try:
-        client.rpush(tally_key(ctx.goal_id, ctx.step_id), f"{os.getpid()}:{ctx.attempt}")
+        os.write(fd, (line + "\n").encode())
     finally:
-        client.close()
+        os.close(fd)
     if args.delay_s:
         time.sleep(args.delay_s)
     return {"value": args.value, "pid": os.getpid()}
 
 
+def read_tally(path: Path | None = None) -> list[dict[str, Any]]:
+    """Every logged execution: ``{"goal", "step", "attempt", "pid"}``."""
+    path = path or Path(os.environ[TALLY_LOG_ENV])
+    if not path.exists():
+        return []
+    return [json.loads(line) for line in path.read_text().splitlines() if line]
+
+
+def executions(goal_id: str, path: Path | None = None) -> Counter:
+    """Executions per step number of one goal."""
+    return Counter(e["step"] for e in read_tally(path) if e["goal"] == goal_id)
+
+
 TOOLS = [
     Tool(
         name="tally",
-        description="Test tool: logs each execution to Redis, returns its value.",
+        description="Test tool: logs each execution to a file, returns its value.",
         input_model=TallyInput,
         run=_run,
     )

@@ -1,0 +1,62 @@
+"""Publishing work: the one place that turns "step S of goal G is queued" into a message.
+
+Workers, the gateway and the reconciler all publish through here, so every message for
+a step carries the same deterministic task id and the time limits of the step's kind.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+
+from shared import constants
+from shared.celery_app import plan_task_id, send, send_many, step_task_id
+from shared.config import get_settings
+from shared.domain.models import StepKind
+
+log = logging.getLogger(__name__)
+
+
+def time_limits_s(kind: str) -> tuple[float, float]:
+    """(soft, hard) time limits in seconds for a step of ``kind``; soft is 90 % of hard."""
+    settings = get_settings()
+    hard = (
+        settings.tool_step_time_limit_s if kind == StepKind.TOOL
+        else settings.llm_step_time_limit_s
+    )
+    return hard * 0.9, hard
+
+
+def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]]) -> bool:
+    """Publish one ``run_step`` message per ``(step_id, kind)``, after their commit.
+
+    Each message carries its step kind's time limits and a deterministic task id (so a
+    cancellation can revoke it). If publishing fails (the broker is down), the steps
+    stay ``queued`` in Postgres and the reconciler publishes them later: nothing is lost,
+    so the error is logged, not raised.
+
+    Returns:
+        True if every message was published.
+    """
+    messages = []
+    for step_id, kind in steps:
+        soft, hard = time_limits_s(kind)
+        messages.append(((str(goal_id), step_id), {
+            "task_id": step_task_id(str(goal_id), step_id),
+            "soft_time_limit": soft,
+            "time_limit": hard,
+        }))
+    try:
+        send_many(constants.RUN_STEP, messages)
+    except Exception:  # noqa: BLE001 - any publish failure is recovered the same way
+        log.warning("publishing steps %s of goal %s failed; the reconciler will publish "
+                    "them", [s for s, _ in steps], goal_id, exc_info=True)
+        return False
+    return True
+
+
+def publish_plan(goal_id: uuid.UUID | str) -> None:
+    """Publish ``plan_goal`` for a goal. Raises the broker's error if it cannot."""
+    hard = get_settings().llm_step_time_limit_s
+    send(constants.PLAN_GOAL, str(goal_id), task_id=plan_task_id(str(goal_id)),
+         soft_time_limit=hard * 0.9, time_limit=hard)

@@ -1,0 +1,171 @@
+"""The reconciler: repairs what crashes and lost messages leave behind, from Postgres.
+
+Run by beat every ``RECONCILE_INTERVAL_S`` (and by ``taskforce reconcile``), one at a
+time across the fleet: each run takes a Postgres advisory lock and skips if another
+holds it. Every repair is conditional on the state it repairs, and re-publishing is
+harmless (a duplicate ``run_step`` is a no-op), so a run racing a live worker does no
+damage.
+"""
+
+from __future__ import annotations
+
+import logging
+import uuid
+from dataclasses import dataclass, field
+
+from sqlalchemy import text
+from sqlalchemy.engine import Connection
+
+from shared.domain.models import GoalStatus
+from shared.persistence import goals as goal_store
+
+log = logging.getLogger(__name__)
+
+# Arbitrary but fixed: the advisory lock that makes the reconciler single at a time.
+RECONCILER_LOCK_KEY = 72_071_001
+
+
+@dataclass
+class Repairs:
+    """What one reconciler run found and did.
+
+    Attributes:
+        locked: False when another reconciler held the lock (nothing was done).
+        steps_to_publish: ``(goal_id, step_id, kind)`` to publish after the commit:
+            steps whose lease expired, and steps queued too long without running.
+        goals_to_plan: Goals left ``pending`` or ``planning`` too long, to re-publish.
+        goals_finished: Goals whose completion had not been recorded (``succeeded``) or
+            whose failed step had not failed them, now ended.
+        steps_failed: Steps that reached their attempt cap, failed with ``worker_lost``.
+    """
+
+    locked: bool = True
+    steps_to_publish: list[tuple[uuid.UUID, int, str]] = field(default_factory=list)
+    goals_to_plan: list[uuid.UUID] = field(default_factory=list)
+    goals_finished: list[uuid.UUID] = field(default_factory=list)
+    steps_failed: list[tuple[uuid.UUID, int]] = field(default_factory=list)
+
+    def as_dict(self) -> dict[str, int | bool]:
+        """Counts, for logs and the CLI."""
+        return {
+            "locked": self.locked,
+            "steps_republished": len(self.steps_to_publish),
+            "goals_replanned": len(self.goals_to_plan),
+            "goals_finished": len(self.goals_finished),
+            "steps_failed_worker_lost": len(self.steps_failed),
+        }
+
+
+def _fail_lost_steps(connection: Connection, repairs: Repairs, max_attempts: int) -> None:
+    rows = connection.execute(
+        text(
+            """
+            UPDATE steps s SET status = 'failed', finished_at = now(),
+                   error = 'worker_lost: the lease expired ' || s.attempt || ' times'
+            FROM goals g
+            WHERE g.id = s.goal_id AND g.status = 'running' AND s.status = 'running'
+              AND s.lease_expires_at < now() AND s.attempt >= :max_attempts
+            RETURNING s.goal_id, s.step_id, s.error
+            """
+        ),
+        {"max_attempts": max_attempts},
+    ).all()
+    for row in rows:
+        goal_store.lock_goal(connection, goal_id=row.goal_id)
+        goal_store.finish_goal(connection, goal_id=row.goal_id, status=GoalStatus.FAILED,
+                               error=f"step_failed: step {row.step_id}: {row.error}")
+        repairs.steps_failed.append((row.goal_id, row.step_id))
+
+
+def _republish_steps(connection: Connection, repairs: Repairs, stale_s: float) -> None:
+    # Expired leases: the claim will take the step over (attempt + 1). Queued too long:
+    # the message may be lost. queued_at doubles as "last published", so a step is
+    # re-published at most once per stale period.
+    rows = connection.execute(
+        text(
+            """
+            UPDATE steps s SET queued_at = now()
+            FROM goals g
+            WHERE g.id = s.goal_id AND g.status = 'running'
+              AND ((s.status = 'running' AND s.lease_expires_at < now())
+                   OR (s.status = 'queued'
+                       AND s.queued_at < now() - make_interval(secs => :stale)))
+            RETURNING s.goal_id, s.step_id, s.kind
+            """
+        ),
+        {"stale": stale_s},
+    ).all()
+    repairs.steps_to_publish.extend((r.goal_id, r.step_id, r.kind) for r in rows)
+
+
+def _replan_goals(connection: Connection, repairs: Repairs, stale_s: float,
+                  planning_stale_s: float) -> None:
+    rows = connection.execute(
+        text(
+            """
+            UPDATE goals SET updated_at = CASE WHEN status = 'pending' THEN now()
+                                               ELSE updated_at END
+            WHERE (status = 'pending' AND updated_at < now() - make_interval(secs => :stale))
+               OR (status = 'planning'
+                   AND updated_at < now() - make_interval(secs => :planning_stale))
+            RETURNING id
+            """
+        ),
+        {"stale": stale_s, "planning_stale": planning_stale_s},
+    ).scalars()
+    repairs.goals_to_plan.extend(rows)
+
+
+def _finish_unrecorded(connection: Connection, repairs: Repairs) -> None:
+    rows = connection.execute(
+        text(
+            """
+            SELECT g.id,
+                   (SELECT s.result ->> 'answer' FROM steps s
+                     WHERE s.goal_id = g.id AND s.kind = 'synthesize'
+                       AND s.status = 'succeeded') AS answer,
+                   (SELECT 'step_failed: step ' || s.step_id || ': ' || s.error FROM steps s
+                     WHERE s.goal_id = g.id AND s.status = 'failed'
+                     ORDER BY s.finished_at LIMIT 1) AS error
+            FROM goals g
+            WHERE g.status = 'running' AND EXISTS (
+                SELECT 1 FROM steps s WHERE s.goal_id = g.id AND (
+                    s.status = 'failed'
+                    OR (s.kind = 'synthesize' AND s.status = 'succeeded')))
+            """
+        )
+    ).all()
+    for row in rows:
+        if goal_store.lock_goal(connection, goal_id=row.id) != GoalStatus.RUNNING.value:
+            continue
+        if row.answer is not None:
+            goal_store.finish_goal(connection, goal_id=row.id, status=GoalStatus.SUCCEEDED,
+                                   answer=row.answer)
+        else:
+            goal_store.finish_goal(connection, goal_id=row.id, status=GoalStatus.FAILED,
+                                   error=row.error)
+        repairs.goals_finished.append(row.id)
+
+
+def reconcile(
+    connection: Connection, *, stale_s: float, planning_stale_s: float, max_attempts: int
+) -> Repairs:
+    """One reconciler pass, inside the caller's transaction (publish after the commit).
+
+    In order: fail steps whose lease expired at their attempt cap (``worker_lost``),
+    re-publish steps whose lease expired or that sat ``queued`` for ``stale_s`` seconds,
+    re-publish ``plan_goal`` for goals ``pending`` for ``stale_s`` or ``planning`` for
+    ``planning_stale_s`` seconds, and finish running goals whose synthesize step
+    succeeded or whose step failed without the goal's end being recorded.
+    """
+    locked = connection.execute(
+        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RECONCILER_LOCK_KEY}
+    ).scalar()
+    repairs = Repairs(locked=bool(locked))
+    if not locked:
+        return repairs
+    _fail_lost_steps(connection, repairs, max_attempts)
+    _republish_steps(connection, repairs, stale_s)
+    _replan_goals(connection, repairs, stale_s, planning_stale_s)
+    _finish_unrecorded(connection, repairs)
+    return repairs

@@ -1,0 +1,41 @@
+"""Running the reconciler: one pass in a transaction, then the publishing it decided."""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+
+from shared.config import get_settings
+from shared.dispatch import publish_plan, publish_steps
+from shared.persistence import retry as db_retry
+from shared.persistence.reconcile import Repairs, reconcile
+
+log = logging.getLogger(__name__)
+
+
+def run_once() -> Repairs:
+    """Reconcile once and publish what it found; returns what was repaired.
+
+    Publishing failures are logged and left for the next pass (the state that asks for
+    them is still in Postgres).
+    """
+    settings = get_settings()
+    repairs = db_retry.run(
+        lambda c: reconcile(c, stale_s=settings.reconcile_stale_s,
+                            planning_stale_s=settings.planning_stale_s,
+                            max_attempts=settings.step_max_attempts)
+    )
+    by_goal: dict = defaultdict(list)
+    for goal_id, step_id, kind in repairs.steps_to_publish:
+        by_goal[goal_id].append((step_id, kind))
+    for goal_id, steps in by_goal.items():
+        publish_steps(goal_id, steps)
+    for goal_id in repairs.goals_to_plan:
+        try:
+            publish_plan(goal_id)
+        except Exception:  # noqa: BLE001 - the next pass tries again
+            log.warning("re-publishing plan_goal for %s failed", goal_id, exc_info=True)
+    counts = repairs.as_dict()
+    if any(v for k, v in counts.items() if k != "locked"):
+        log.info("reconciler: %s", counts)
+    return repairs

@@ -1,0 +1,213 @@
+"""Idempotent submission, cancellation and the reconciler, against real services."""
+
+from __future__ import annotations
+
+import threading
+import time
+import uuid
+from concurrent.futures import ThreadPoolExecutor
+
+import httpx
+import pytest
+import redis
+import uvicorn
+from sqlalchemy import text
+
+from shared import reconciler, service
+from shared.config import get_settings
+from shared.domain.models import GoalRequest, Plan
+from shared.embedded import free_port
+from shared.persistence import goals as goal_store
+from shared.persistence.db import get_engine
+from worker.tasks import check_redis_eviction_policy
+
+
+def echo(step_id: int, delay_s: float = 0.0, **extra) -> dict:  # noqa: ANN003
+    return {"id": step_id, "kind": "tool", "tool": "echo",
+            "args": {"value": step_id, "delay_s": delay_s}, **extra}
+
+
+def synth(step_id: int, *refs: int) -> dict:
+    return {"id": step_id, "kind": "synthesize", "args": {"inputs": [f"${r}" for r in refs]}}
+
+
+def wait_final(goal_id: uuid.UUID, timeout: float = 60.0):  # noqa: ANN201
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = service.get_goal(goal_id)
+        if view.status.is_final:
+            return view
+        time.sleep(0.05)
+    raise AssertionError(f"goal {goal_id} is still {view.status}")
+
+
+@pytest.fixture()
+def gateway_url(workers):  # noqa: ANN001, ANN201
+    """A real uvicorn server running the gateway on a loopback port."""
+    from api_gateway.app import create_app
+
+    port = free_port()
+    server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
+                                           log_level="warning"))
+    thread = threading.Thread(target=server.run, daemon=True)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while not server.started and time.monotonic() < deadline:
+        time.sleep(0.02)
+    yield f"http://127.0.0.1:{port}"
+    server.should_exit = True
+    thread.join(timeout=10)
+
+
+def test_twenty_concurrent_posts_with_one_key_make_one_goal(gateway_url, db) -> None:  # noqa: ANN001
+    key = f"key-{uuid.uuid4()}"
+    body = {"goal": "What is 6 * 7?", "metadata": {"n": 1}}
+
+    def post(_: int) -> httpx.Response:
+        return httpx.post(f"{gateway_url}/v1/goals", json=body,
+                          headers={"Idempotency-Key": key}, timeout=30)
+
+    with ThreadPoolExecutor(max_workers=20) as pool:
+        responses = list(pool.map(post, range(20)))
+    assert {r.status_code for r in responses} == {202}
+    ids = {r.json()["id"] for r in responses}
+    assert len(ids) == 1
+    assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 19
+    goal_id = uuid.UUID(ids.pop())
+    assert wait_final(goal_id).status == "succeeded"
+    with db.connect() as connection:
+        count = connection.execute(
+            text("SELECT count(*) FROM goals WHERE idempotency_key = :k"), {"k": key}).scalar()
+        plans = connection.execute(
+            text("SELECT count(*) FROM llm_calls WHERE goal_id = :id AND purpose = 'plan'"),
+            {"id": goal_id}).scalar()
+    assert count == 1
+    assert plans == 1
+
+
+def test_the_same_key_with_another_body_is_refused(gateway_url) -> None:  # noqa: ANN001
+    key = f"key-{uuid.uuid4()}"
+    first = httpx.post(f"{gateway_url}/v1/goals", json={"goal": "a"},
+                       headers={"Idempotency-Key": key})
+    second = httpx.post(f"{gateway_url}/v1/goals", json={"goal": "b"},
+                        headers={"Idempotency-Key": key})
+    assert first.status_code == 202
+    assert second.status_code == 422
+    assert "different request body" in second.json()["detail"]
+
+
+def test_cancel_stops_dispatch_and_ignores_late_results(gateway_url, db) -> None:  # noqa: ANN001
+    plan = {"steps": [echo(1, delay_s=1.5), echo(2, **{"depends_on": [1]}), synth(3, 2)]}
+    goal_id = httpx.post(f"{gateway_url}/v1/goals",
+                         json={"goal": "slow", "plan": plan}).json()["id"]
+    deadline = time.monotonic() + 30
+    while time.monotonic() < deadline:
+        steps = httpx.get(f"{gateway_url}/v1/goals/{goal_id}").json()["steps"]
+        if steps and steps[0]["status"] == "running":
+            break
+        time.sleep(0.02)
+    cancelled = httpx.post(f"{gateway_url}/v1/goals/{goal_id}/cancel")
+    assert cancelled.status_code == 200
+    assert cancelled.json()["status"] == "cancelled"
+    time.sleep(2.5)  # step 1 finishes meanwhile
+    view = httpx.get(f"{gateway_url}/v1/goals/{goal_id}").json()
+    statuses = {s["id"]: s["status"] for s in view["steps"]}
+    assert view["status"] == "cancelled" and view["answer"] is None
+    assert statuses == {1: "succeeded", 2: "skipped", 3: "skipped"}
+    with db.connect() as connection:
+        runs = connection.execute(text("SELECT step_id FROM step_runs WHERE goal_id = :id"),
+                                  {"id": uuid.UUID(goal_id)}).scalars().all()
+    assert runs == [1]
+    again = httpx.post(f"{gateway_url}/v1/goals/{goal_id}/cancel")
+    assert again.status_code == 409
+    missing = httpx.post(f"{gateway_url}/v1/goals/{uuid.uuid4()}/cancel")
+    assert missing.status_code == 404
+
+
+@pytest.fixture()
+def quick_reconciler(monkeypatch):  # noqa: ANN001, ANN201
+    """Reconciler settings with a 0.2 s staleness, for this process only."""
+    monkeypatch.setenv("RECONCILE_STALE_S", "0.2")
+    monkeypatch.setenv("PLANNING_STALE_S", "0.2")
+    get_settings.cache_clear()
+    yield
+    monkeypatch.undo()
+    get_settings.cache_clear()
+
+
+def test_the_reconciler_publishes_what_a_crash_left_unpublished(workers, quick_reconciler) -> None:  # noqa: ANN001
+    # A crash between commit and publish: the plan is stored, its roots are queued,
+    # and no message was ever sent. Likewise a goal stored without its plan_goal.
+    request = GoalRequest(goal="stranded", plan={"steps": [echo(1), echo(2), synth(3, 1, 2)]})
+    with get_engine().begin() as connection:
+        stranded, _ = goal_store.create_goal(
+            connection, text_=request.goal, provider="sim", model="sim-planner-1",
+            metadata={})
+        connection.execute(text("UPDATE goals SET status = 'planning' WHERE id = :id"),
+                           {"id": stranded})
+        goal_store.start_plan(connection, goal_id=stranded,
+                              plan=Plan.model_validate(request.plan))
+        unplanned, _ = goal_store.create_goal(
+            connection, text_="What is 2 + 2?", provider="sim", model="sim-planner-1",
+            metadata={})
+    time.sleep(0.3)
+    repairs = reconciler.run_once()
+    assert (stranded, 1, "tool") in repairs.steps_to_publish
+    assert unplanned in repairs.goals_to_plan
+    assert wait_final(stranded).status == "succeeded"
+    assert wait_final(unplanned).status == "succeeded"
+
+
+def test_the_reconciler_finishes_goals_and_fails_lost_steps(workers, quick_reconciler, db) -> None:  # noqa: ANN001
+    done = service.submit_goal(GoalRequest(goal="done", plan={"steps": [echo(1), synth(2, 1)]}))
+    assert wait_final(done).status == "succeeded"
+    lost = service.submit_goal(GoalRequest(goal="lost", plan={"steps": [echo(1, 0.5),
+                                                                         synth(2, 1)]}))
+    assert wait_final(lost).status == "succeeded"
+    with db.begin() as connection:
+        # A completion that was committed but whose goal end was not recorded...
+        connection.execute(text("UPDATE goals SET status = 'running', answer = NULL, "
+                                "finished_at = NULL WHERE id = :id"), {"id": done})
+        connection.execute(text("DELETE FROM episodes WHERE goal_id = :id"), {"id": done})
+        # ...and a step whose worker died at its last attempt.
+        connection.execute(text("UPDATE goals SET status = 'running', finished_at = NULL "
+                                "WHERE id = :id"), {"id": lost})
+        connection.execute(text(
+            "UPDATE steps SET status = 'running', attempt = :cap, "
+            "lease_expires_at = now() - interval '1 second' WHERE goal_id = :id AND step_id = 1"),
+            {"id": lost, "cap": get_settings().step_max_attempts})
+        connection.execute(text("UPDATE steps SET status = 'pending' WHERE goal_id = :id "
+                                "AND step_id = 2"), {"id": lost})
+    repairs = reconciler.run_once()
+    assert done in repairs.goals_finished
+    assert (lost, 1) in repairs.steps_failed
+    finished = service.get_goal(done)
+    assert finished.status == "succeeded" and finished.answer.startswith("[simulated]")
+    failed = service.get_goal(lost)
+    assert failed.status == "failed"
+    assert "worker_lost" in failed.error
+    with db.connect() as connection:
+        assert connection.execute(text("SELECT count(*) FROM episodes WHERE goal_id = :id"),
+                                  {"id": done}).scalar() == 1
+
+
+def test_only_one_reconciler_runs_at_a_time(services, db) -> None:  # noqa: ANN001
+    from shared.persistence.reconcile import reconcile
+
+    with db.begin() as holder:
+        first = reconcile(holder, stale_s=60, planning_stale_s=60, max_attempts=3)
+        with db.begin() as other:
+            second = reconcile(other, stale_s=60, planning_stale_s=60, max_attempts=3)
+    assert first.locked and not second.locked
+
+
+def test_a_redis_that_may_evict_messages_is_refused(services) -> None:  # noqa: ANN001
+    url = services["REDIS_URL"]
+    assert check_redis_eviction_policy(url) is None
+    client = redis.Redis.from_url(url)
+    client.config_set("maxmemory-policy", "allkeys-lru")
+    try:
+        assert "allkeys-lru" in check_redis_eviction_policy(url)
+    finally:
+        client.config_set("maxmemory-policy", "noeviction")
+        client.close()
