@@ -205,9 +205,10 @@ class EmbeddedPostgres:
         """
         self._prepare()
         self.port = self.port or free_port()
+        # PostgreSQL's durable defaults are kept (fsync, synchronous_commit): the system
+        # of record must not acknowledge a commit it could lose in a crash.
         options = (
             f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
-            "-c fsync=off -c synchronous_commit=off -c full_page_writes=off "
             "-c max_connections=200"
         )
         self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.pgdata), "-l",

@@ -1,0 +1,226 @@
+"""Fault injection: real processes stopped and killed by PID, each on a batch of 50 goals.
+
+For every scenario: every goal ends ``succeeded``; every step has exactly one committed
+result; and a step's tool ran more than once only when a crash hit it mid-run. The last
+is checked against the side-effect log of the ``tally`` tool: each execution logs its
+claim attempt, no attempt may execute twice (that would be a redelivery running a step
+again), and every execution but the committed one must belong to an attempt that never
+committed (its worker died). Set ``TASKFORCE_FAULT_REPORT`` to a path to collect each
+scenario's figures as JSON lines (docs/reliability.md's fault matrix).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import signal
+import time
+import uuid
+from collections import Counter
+from pathlib import Path
+
+import pytest
+from fastapi.testclient import TestClient
+from sqlalchemy import text
+
+from shared import service
+from shared.cli.fleet import use_environment
+from shared.domain.models import GoalStatus
+from shared.persistence.db import dispose_engine, get_engine
+from tests.faults.conftest import Cluster, wait_until
+from tests.support.tools import read_tally
+
+pytestmark = pytest.mark.faults
+GOALS = 50
+
+
+def tally_plan(first_s: float = 0.6, second_s: float = 0.4, third_s: float = 0.4) -> dict:
+    """Two parallel tally steps, a third that needs both, then the synthesis."""
+    return {"steps": [
+        {"id": 1, "kind": "tool", "tool": "tally", "args": {"value": 1, "delay_s": first_s}},
+        {"id": 2, "kind": "tool", "tool": "tally", "args": {"value": 2, "delay_s": second_s}},
+        {"id": 3, "kind": "tool", "tool": "tally",
+         "args": {"value": ["$1.value", "$2.value"], "delay_s": third_s}},
+        {"id": 4, "kind": "synthesize", "args": {"inputs": ["$3"]}},
+    ]}
+
+
+def running_owners(goal_ids: list[uuid.UUID]) -> list[int]:
+    """PIDs holding leases on running steps of these goals."""
+    with get_engine().connect() as connection:
+        owners = connection.execute(
+            text("SELECT lease_owner FROM steps WHERE goal_id = ANY(:ids) "
+                 "AND status = 'running'"), {"ids": goal_ids}).scalars().all()
+    return [int(owner.split("/")[1]) for owner in owners]
+
+
+def succeeded_steps(goal_ids: list[uuid.UUID]) -> int:
+    with get_engine().connect() as connection:
+        return connection.execute(
+            text("SELECT count(*) FROM steps WHERE goal_id = ANY(:ids) "
+                 "AND status = 'succeeded'"), {"ids": goal_ids}).scalar()
+
+
+def children_of(pid: int) -> set[int]:
+    found = set()
+    for stat in Path("/proc").glob("[0-9]*/stat"):
+        try:
+            fields = stat.read_text().rsplit(")", 1)[1].split()
+        except OSError:
+            continue
+        if int(fields[1]) == pid:
+            found.add(int(stat.parent.name))
+    return found
+
+
+def verify(cluster: Cluster, goal_ids: list[uuid.UUID], scenario: str,
+           timeout: float = 150.0, **figures: object) -> dict:
+    """Check the invariants of the module docstring; return the scenario's figures."""
+    started = time.monotonic()
+
+    def all_final() -> bool:
+        try:
+            statuses = service.goal_statuses(goal_ids).values()
+        except Exception:  # noqa: BLE001 - the database may still be coming back
+            dispose_engine()
+            return False
+        return all(GoalStatus(s).is_final for s in statuses)
+
+    finished = wait_until(all_final, timeout=timeout, interval=0.2)
+    recovery_s = time.monotonic() - started
+    statuses = service.goal_statuses(goal_ids)
+    assert finished, Counter(statuses.values())
+    failures = {g: service.get_goal(g).error for g, s in statuses.items() if s != "succeeded"}
+    assert not failures
+
+    with get_engine().connect() as connection:
+        steps = connection.execute(
+            text("SELECT goal_id, step_id, kind, status, result IS NOT NULL AS has_result "
+                 "FROM steps WHERE goal_id = ANY(:ids)"), {"ids": goal_ids}).all()
+        runs = connection.execute(
+            text("SELECT goal_id, step_id, attempt, outcome FROM step_runs "
+                 "WHERE goal_id = ANY(:ids)"), {"ids": goal_ids}).all()
+    assert len(steps) == GOALS * 4
+    assert all(s.status == "succeeded" and s.has_result for s in steps)
+    committed = Counter((r.goal_id, r.step_id) for r in runs if r.outcome == "succeeded")
+    assert all(committed[(s.goal_id, s.step_id)] == 1 for s in steps), "a step committed twice"
+
+    outcome = {(r.goal_id, r.step_id, r.attempt): r.outcome for r in runs}
+    wanted = {str(g) for g in goal_ids}
+    executions = Counter((uuid.UUID(e["goal"]), e["step"], e["attempt"])
+                         for e in read_tally(cluster.tally_log) if e["goal"] in wanted)
+    assert max(executions.values()) == 1, "one claim attempt ran its tool twice"
+    reruns = [key for key in executions if outcome.get(key) != "succeeded"]
+    for key in reruns:
+        assert outcome.get(key) in (None, "lease_lost"), (key, outcome.get(key))
+    for s in steps:
+        if s.kind == "tool":
+            assert sum(1 for k in executions if k[:2] == (s.goal_id, s.step_id)) >= 1
+    report = {
+        "scenario": scenario,
+        "goals": len(goal_ids),
+        "succeeded": sum(1 for s in statuses.values() if s == "succeeded"),
+        "steps": len(steps),
+        "tool_executions": len(executions),
+        "re_executions_after_crash": len(reruns),
+        "claims": len(runs),
+        "recovery_wait_s": round(recovery_s, 1),
+        **figures,
+    }
+    if path := os.environ.get("TASKFORCE_FAULT_REPORT"):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps(report) + "\n")
+    return report
+
+
+def test_a_worker_child_killed_mid_step(cluster: Cluster) -> None:
+    worker = cluster.start_worker("prefork1", pool="prefork", concurrency=6)
+    ids = cluster.submit([tally_plan() for _ in range(GOALS)])
+    killed = []
+    for _ in range(3):
+        def busy_child() -> bool:
+            children = children_of(worker.process.pid)
+            return any(pid in children and pid not in killed for pid in running_owners(ids))
+
+        assert wait_until(busy_child, timeout=30, interval=0.02)
+        children = children_of(worker.process.pid)
+        victim = next(p for p in running_owners(ids) if p in children and p not in killed)
+        os.kill(victim, signal.SIGKILL)
+        killed.append(victim)
+        time.sleep(1.0)
+    report = verify(cluster, ids, "a: SIGKILL a worker's child mid-step", children_killed=3)
+    assert report["claims"] > report["steps"]  # the killed attempts were claimed again
+
+
+def test_a_whole_worker_killed_then_replaced(cluster: Cluster) -> None:
+    doomed = cluster.start_worker("doomed")
+    cluster.start_worker("survivor")
+    ids = cluster.submit([tally_plan() for _ in range(GOALS)])
+    assert wait_until(lambda: doomed.process.pid in running_owners(ids), timeout=30,
+                      interval=0.02)
+    in_flight = running_owners(ids).count(doomed.process.pid)
+    doomed.stop(kill=True)
+    cluster.start_worker("replacement")
+    verify(cluster, ids, "b: SIGKILL a whole worker, start a new one",
+           steps_in_flight_on_killed_worker=in_flight)
+
+
+def test_redis_restarted_mid_batch(cluster: Cluster) -> None:
+    from api_gateway.app import create_app
+
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    ids = cluster.submit([tally_plan() for _ in range(GOALS)])
+    assert wait_until(lambda: succeeded_steps(ids) >= 40, timeout=60)
+    cluster.servers.redis.stop()
+    outage = time.monotonic()
+    gateway = TestClient(create_app())
+    assert gateway.post("/v1/goals", json={"goal": "during the outage"}).status_code == 503
+    health = gateway.get("/healthz")
+    assert health.status_code == 503 and health.json()["down"] == ["broker"]
+    assert gateway.get(f"/v1/goals/{ids[0]}").status_code == 200  # Postgres still answers
+    time.sleep(max(0.0, 3.0 - (time.monotonic() - outage)))
+    cluster.servers.redis.start()
+    outage_s = time.monotonic() - outage
+    assert wait_until(
+        lambda: gateway.post("/v1/goals", json={"goal": "after"}).status_code == 202,
+        timeout=30, interval=0.5)
+    verify(cluster, ids, "c: stop and restart Redis", outage_s=round(outage_s, 1))
+
+
+def test_postgres_restarted_mid_batch(cluster: Cluster) -> None:
+    from api_gateway.app import create_app
+
+    cluster.start_worker("w1")
+    cluster.start_worker("w2")
+    ids = cluster.submit([tally_plan() for _ in range(GOALS)])
+    assert wait_until(lambda: succeeded_steps(ids) >= 40, timeout=60)
+    cluster.servers.postgres.stop(mode="immediate")
+    outage = time.monotonic()
+    gateway = TestClient(create_app())
+    assert gateway.get(f"/v1/goals/{ids[0]}").status_code == 503
+    assert gateway.post("/v1/goals", json={"goal": "during the outage"}).status_code == 503
+    assert gateway.get("/healthz").json()["down"] == ["database"]
+    time.sleep(max(0.0, 3.0 - (time.monotonic() - outage)))
+    cluster.servers.postgres.start()
+    outage_s = time.monotonic() - outage
+    dispose_engine()
+    assert wait_until(lambda: gateway.get("/healthz").status_code == 200, timeout=30,
+                      interval=0.5)
+    verify(cluster, ids, "d: stop (immediate) and restart Postgres",
+           outage_s=round(outage_s, 1))
+
+
+def test_a_step_that_outlives_the_visibility_timeout(cluster: Cluster) -> None:
+    use_environment({"BROKER_VISIBILITY_TIMEOUT_S": "2"})
+    cluster.start_worker("w1", concurrency=32)
+    cluster.start_worker("w2", concurrency=32)
+    ids = cluster.submit([tally_plan(first_s=8.0) for _ in range(GOALS)])
+    report = verify(cluster, ids, "e: a step outlives the visibility timeout (2 s, step 8 s)")
+    redelivered = cluster.worker_logs().count("not claimable")
+    assert redelivered > 0, "Redis never redelivered a running step's message"
+    assert report["re_executions_after_crash"] == 0
+    if path := os.environ.get("TASKFORCE_FAULT_REPORT"):
+        with open(path, "a", encoding="utf-8") as handle:
+            handle.write(json.dumps({"scenario": "e", "redeliveries_ignored": redelivered})
+                         + "\n")
