@@ -14,8 +14,10 @@ which is not retried here: the caller may attempt one repair).
 Waits: the server's ``retry-after-ms`` or ``Retry-After`` (seconds or an HTTP date)
 when present, else exponential backoff from :data:`BACKOFF_INITIAL_S` doubling up to
 :data:`BACKOFF_MAX_S`, plus up to :data:`BACKOFF_JITTER_S` of random jitter. Budget:
-``LLM_MAX_ATTEMPTS`` attempts (default 4) and ``LLM_RETRY_MAX_S`` seconds (default 60);
-no retry is started whose wait would end past the budget.
+``LLM_MAX_ATTEMPTS`` attempts (default 4) and ``LLM_RETRY_MAX_S`` seconds (default 60),
+counted from the first attempt; no wait is started that would end past the budget (so
+a whole call takes at most the budget plus one attempt, itself capped by
+``LLM_TIMEOUT_S``).
 
 When the budget runs out the last transient error is raised as
 :class:`~shared.errors.LLMRetriesExhaustedError`, a *final* error: nothing above this
