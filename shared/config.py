@@ -12,8 +12,66 @@ from pathlib import Path
 
 from typing import Annotated
 
-from pydantic import Field, SecretStr, field_validator
+from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
+
+
+class RateLimit(BaseModel):
+    """One entry of ``LLM_RATE_LIMITS``: a fleet-wide limit for a provider's model.
+
+    Attributes:
+        provider: Provider name (``openai``, ``anthropic``, ``openai-compatible``, ...).
+        model: Model name, or ``*`` for every model of the provider that has no entry
+            of its own; each such model gets a budget of its own, as vendors set their
+            limits per model.
+        rpm: Requests per minute, or None for no request limit.
+        tpm: Tokens per minute (input plus output), or None for no token limit.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    provider: str = Field(min_length=1)
+    model: str = Field(min_length=1)
+    rpm: int | None = Field(default=None, gt=0)
+    tpm: int | None = Field(default=None, gt=0)
+
+
+def parse_rate_limits(text: str) -> tuple[RateLimit, ...]:
+    """Parse the compact ``LLM_RATE_LIMITS`` format.
+
+    Comma-separated entries ``PROVIDER:MODEL=LIMIT[/LIMIT]``, where each LIMIT is a
+    positive integer followed by ``rpm`` (requests per minute) or ``tpm`` (tokens per
+    minute), and MODEL may be ``*``. Whitespace is ignored; the model is everything
+    between the first ``:`` and the last ``=`` (so ``llama3:8b`` works). Example:
+    ``openai:gpt-4o-mini=600rpm/200000tpm, anthropic:*=50rpm``.
+
+    Raises:
+        ValueError: An entry is malformed, a limit is not positive, an entry sets the
+            same dimension twice or none at all, or a (provider, model) is repeated.
+    """
+    limits: dict[tuple[str, str], RateLimit] = {}
+    for entry in filter(None, (part.strip() for part in text.split(","))):
+        key, sep, values = entry.rpartition("=")
+        provider, colon, model = key.partition(":")
+        provider, model = provider.strip(), model.strip()
+        if not sep or not colon or not provider or not model:
+            raise ValueError(f"rate limit {entry!r} is not PROVIDER:MODEL=LIMIT[/LIMIT]")
+        found: dict[str, int] = {}
+        for value in (v.strip().lower().replace(" ", "") for v in values.split("/")):
+            unit = value[-3:]
+            number = value[:-3]
+            if unit not in ("rpm", "tpm") or not (number.isascii() and number.isdigit()):
+                raise ValueError(f"rate limit {entry!r}: {value!r} is not <integer>rpm "
+                                 "or <integer>tpm")
+            if unit in found:
+                raise ValueError(f"rate limit {entry!r} sets {unit} twice")
+            found[unit] = int(number)
+            if found[unit] <= 0:
+                raise ValueError(f"rate limit {entry!r}: {value!r} must be positive")
+        if (provider, model) in limits:
+            raise ValueError(f"rate limit for {provider}:{model} is given twice")
+        limits[(provider, model)] = RateLimit(provider=provider, model=model, **found)
+    return tuple(limits.values())
 
 
 class Settings(BaseSettings):
@@ -48,6 +106,20 @@ class Settings(BaseSettings):
             failure (408, 409, 429, 5xx, timeout, lost connection) becomes final.
         llm_retry_max_s: Budget of one LLM call across its attempts and waits (seconds);
             no retry starts that would end its wait past it.
+        llm_rate_limits: Fleet-wide limits per (provider, model), shared by every worker
+            through Redis (``shared.llm.ratelimit``). In the environment, the compact
+            form ``LLM_RATE_LIMITS=openai:gpt-4o-mini=600rpm/200000tpm,anthropic:*=50rpm``
+            (see :func:`parse_rate_limits`); ``*`` stands for any model without an
+            entry of its own. Empty (the default): no limit.
+        llm_rate_limit_max_wait_s: Longest a worker thread waits for rate-limit capacity
+            before an LLM call (seconds); past it the call raises ``RateLimitedError``
+            and the step goes back on the queue instead.
+        llm_rate_limit_headroom: Fraction of each limit left unused (0.02: a 600 rpm
+            limit is paced at 588 rpm). The vendor counts requests when they arrive,
+            not when Redis admitted them; at a pace of exactly the limit, any variation
+            in that delay (tens of milliseconds on a loaded worker) lets the vendor's
+            window see one request too many, and its 429 retry then displaces
+            another. 2 % of a 60 s window is 1.2 s of slack.
         sim_plan_latency_s: Mean simulated latency of a planning call (seconds). The
             default follows the LLMCompiler paper (Kim et al., ICML 2024, Table 1 and
             section 5), about 1.9 s to plan.
@@ -118,6 +190,10 @@ class Settings(BaseSettings):
     llm_timeout_s: float = Field(default=60.0, gt=0)
     llm_max_attempts: int = Field(default=4, ge=1)
     llm_retry_max_s: float = Field(default=60.0, ge=0)
+    # Rate limits
+    llm_rate_limits: Annotated[tuple[RateLimit, ...], NoDecode] = ()
+    llm_rate_limit_max_wait_s: float = Field(default=5.0, ge=0)
+    llm_rate_limit_headroom: float = Field(default=0.02, ge=0.0, lt=1.0)
 
     sim_plan_latency_s: float = 1.9
     sim_synthesize_latency_s: float = 1.6
@@ -156,6 +232,11 @@ class Settings(BaseSettings):
         if isinstance(value, str):
             return tuple(part.strip() for part in value.split(",") if part.strip())
         return value
+
+    @field_validator("llm_rate_limits", mode="before")
+    @classmethod
+    def _parse_rate_limits(cls, value: object) -> object:
+        return parse_rate_limits(value) if isinstance(value, str) else value
 
     @field_validator("database_url")
     @classmethod

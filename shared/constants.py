@@ -24,5 +24,9 @@ TASK_MODULES = ("worker.tasks", "scheduler.jobs")
 # Prefix for every Redis key Taskforce itself writes (beyond Celery's own).
 REDIS_PREFIX = "taskforce:"
 
+# Fleet-wide LLM rate limits (``shared.llm.ratelimit``): one key per (provider, model,
+# dimension), e.g. ``taskforce:ratelimit:{openai:gpt-4o}:requests``.
+RATE_LIMIT_PREFIX = f"{REDIS_PREFIX}ratelimit:"
+
 # Marker put on everything a simulated component produces.
 SIMULATED_MARK = "[simulated]"

@@ -65,6 +65,27 @@ class RetryableLLMError(LLMError):
         self.retry_after_s = retry_after_s
 
 
+class RateLimitedError(RetryableLLMError):
+    """The fleet-wide rate limit of a (provider, model) would make this call wait longer
+    than allowed; the call was not made and consumed no capacity.
+
+    Raised by :mod:`shared.llm.ratelimit` before any request is sent, so the caller can
+    put the step back on the queue for ``retry_after_s`` instead of holding a worker
+    thread.
+
+    Args:
+        message: Which limit (provider, model, requests or tokens per minute) refused.
+        retry_after_s: When capacity is expected to be free again (seconds from now).
+    """
+
+    def __init__(self, message: str, retry_after_s: float | None = None) -> None:
+        super().__init__(message, status_code=None, retry_after_s=retry_after_s)
+
+    def __reduce__(self) -> tuple[type, tuple[str, float | None]]:
+        # Pickle both arguments: the default keeps only ``args`` (the message).
+        return (type(self), (str(self), self.retry_after_s))
+
+
 class LLMRetriesExhaustedError(LLMError):
     """Transient LLM failures went on past the retry budget (attempts or seconds).
 

@@ -23,6 +23,7 @@ from rich.console import Console
 
 from shared import constants, service
 from shared.celery_app import app as celery_app
+from shared.cli.bench_ratelimit import rate_limit
 from shared.cli.fleet import local_fleet
 from shared.config import get_settings
 from shared.domain.models import GoalRequest
@@ -172,7 +173,7 @@ def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
     }
 
 
-BENCHMARKS = {"overhead": overhead}
+BENCHMARKS = {"overhead": overhead, "rate-limit": rate_limit}
 
 
 def run(name: str, *, quick: bool = False, progress: Console | None = None) -> dict[str, Any]:
