@@ -132,6 +132,12 @@ class Settings(BaseSettings):
         sim_tool_latency_s: Simulated network latency added to remote tools (search) in
             goals on the ``sim`` provider (seconds). 0.5 s is an assumed round trip of a
             remote search API, not a measured figure; the step's output reports it.
+        goal_max_tokens: Default token budget of a goal (input plus output tokens over
+            all its LLM calls); a request's ``max_tokens`` overrides it.
+        goal_max_cost_usd: Default USD budget of a goal; a request's ``max_cost_usd``
+            overrides it.
+        max_replans: How many times a goal is replanned after a step fails or a
+            validation rejects an output, before it fails with the last error.
         max_plan_steps: Cap on steps in one plan.
         max_fan_out: Cap on the fan-out width of a plan: the largest number of steps at
             one depth of the DAG (steps with no dependencies are at depth 0).
@@ -202,6 +208,9 @@ class Settings(BaseSettings):
     sim_latency_scale: float = Field(default=1.0, ge=0.0)
     sim_tool_latency_s: float = Field(default=0.5, ge=0.0)
 
+    goal_max_tokens: int | None = Field(default=200_000, ge=1)
+    goal_max_cost_usd: float | None = Field(default=1.0, ge=0)
+    max_replans: int = Field(default=1, ge=0)
     max_plan_steps: int = Field(default=32, ge=1)
     max_fan_out: int = Field(default=16, ge=1)
     step_lease_s: float = Field(default=30.0, gt=0)

@@ -27,7 +27,8 @@ def time_limits_s(kind: str) -> tuple[float, float]:
     return hard * 0.9, hard
 
 
-def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]]) -> bool:
+def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]], *,
+                  countdown: float | None = None) -> bool:
     """Publish one ``run_step`` message per ``(step_id, kind)``, after their commit.
 
     Each message carries its step kind's time limits and a deterministic task id (so a
@@ -45,6 +46,7 @@ def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]]) -> boo
             "task_id": step_task_id(str(goal_id), step_id),
             "soft_time_limit": soft,
             "time_limit": hard,
+            "countdown": countdown,
         }))
     try:
         send_many(constants.RUN_STEP, messages)
@@ -55,8 +57,12 @@ def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]]) -> boo
     return True
 
 
-def publish_plan(goal_id: uuid.UUID | str) -> None:
-    """Publish ``plan_goal`` for a goal. Raises the broker's error if it cannot."""
+def publish_plan(goal_id: uuid.UUID | str, *, countdown: float | None = None) -> None:
+    """Publish ``plan_goal`` for a goal (after ``countdown`` seconds, if given).
+
+    Raises:
+        kombu.exceptions.OperationalError: The broker cannot be reached.
+    """
     hard = get_settings().llm_step_time_limit_s
     send(constants.PLAN_GOAL, str(goal_id), task_id=plan_task_id(str(goal_id)),
-         soft_time_limit=hard * 0.9, time_limit=hard)
+         soft_time_limit=hard * 0.9, time_limit=hard, countdown=countdown)

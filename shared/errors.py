@@ -137,3 +137,8 @@ class GoalAlreadyFinishedError(TaskforceError):
 
 class IdempotencyConflictError(TaskforceError):
     """An idempotency key was reused with a different request body (HTTP 422)."""
+
+
+class BudgetExceededError(TaskforceError):
+    """An LLM call would take the goal past its token or USD budget; it was not made and
+    the goal stops with reason ``budget_exceeded:``."""

@@ -108,6 +108,11 @@ def submit(
             requested_plan=request.plan,
             idempotency_key=idempotency_key,
             request_sha256=fingerprint,
+            max_tokens=request.max_tokens if request.max_tokens is not None
+            else settings.goal_max_tokens,
+            max_cost_usd=request.max_cost_usd if request.max_cost_usd is not None
+            else settings.goal_max_cost_usd,
+            max_replans=request.max_replans,
         )
     if stored_fingerprint is not None:
         if stored_fingerprint != fingerprint:

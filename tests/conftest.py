@@ -81,8 +81,29 @@ def services() -> Iterator[dict[str, str]]:
         drop()
 
 
+CANARY_KEY = f"sk-canary-{uuid.uuid4().hex}"
+
+
 @pytest.fixture(scope="session")
-def workers(services: dict[str, str]) -> Iterator[list[fleet_module.WorkerProcess]]:
+def llm_simulator() -> Iterator[object]:
+    """``taskforce sim-llm`` on loopback for the session, with the real providers pointed
+    at it and canary keys (which must never show up in logs or stored rows)."""
+    from shared.llm.simulator.config import SimulatorConfig
+    from shared.llm.simulator.server import running
+
+    with running(SimulatorConfig(latency_s={}, retry_after_s=1.0)) as simulator:
+        os.environ.update({
+            "OPENAI_BASE_URL": simulator.openai_base_url,
+            "ANTHROPIC_BASE_URL": simulator.base_url,
+            "OPENAI_API_KEY": CANARY_KEY,
+            "ANTHROPIC_API_KEY": CANARY_KEY,
+        })
+        get_settings.cache_clear()
+        yield simulator
+
+
+@pytest.fixture(scope="session")
+def workers(services: dict[str, str], llm_simulator) -> Iterator[list[fleet_module.WorkerProcess]]:  # noqa: ANN001,E501
     """Two real worker processes (threads pool) consuming the steps queue."""
     log_dir = Path(tempfile.mkdtemp(prefix="taskforce-test-logs-"))
     started = [

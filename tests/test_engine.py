@@ -120,7 +120,7 @@ def test_the_same_step_message_delivered_twice_runs_the_tool_once(
 
 
 def test_a_failed_step_is_recorded_with_its_error_and_ends_the_goal(run_goal) -> None:  # noqa: ANN001
-    view = run_goal(GoalRequest(goal="fails", plan={"steps": [
+    view = run_goal(GoalRequest(goal="fails", max_replans=0, plan={"steps": [
         tool(1, "echo", value=0),
         tool(2, "calculator", expression="10 / $1.value"),
         tool(3, "echo", value="never", delay_s=0.0),
@@ -161,3 +161,60 @@ def test_a_planned_goal_writes_its_episode(run_goal, db) -> None:  # noqa: ANN00
     assert episode["total_tokens"] == view.tokens > 0
     assert {r["step_id"] for r in episode["runs"]} == {s.id for s in view.steps}
     assert len(episode["plan"]["steps"]) == len(view.steps)
+
+
+def test_a_replan_after_a_failed_step_reuses_the_completed_steps(run_goal, db) -> None:  # noqa: ANN001
+    view = run_goal(GoalRequest(goal="replan", max_replans=1, plan={"steps": [
+        tool(1, "tally", value=0),
+        tool(2, "tally", value=5),
+        tool(3, "calculator", expression="$2.value / $1.value"),
+        synth(4, 3),
+    ]}))
+    assert view.status == "succeeded", view.error
+    by_id = {step.id: step for step in view.steps}
+    assert by_id[3].status == "failed" and "division by zero" in by_id[3].error
+    assert by_id[4].status == "skipped"
+    replanned = [s for s in view.steps if s.plan_version == 2]
+    assert [s.kind for s in replanned] == ["synthesize"]
+    assert replanned[0].status == "succeeded"
+    assert set(replanned[0].dependencies) == {1, 2}
+    assert tally_executions(str(view.id)) == {1: 1, 2: 1}  # reused, not run again
+    with db.connect() as connection:
+        purposes = connection.execute(
+            text("SELECT purpose FROM llm_calls WHERE goal_id = :id ORDER BY id"),
+            {"id": view.id}).scalars().all()
+    assert purposes == ["plan", "synthesize"]  # the replan, then the new synthesis
+
+
+def test_a_goal_over_its_token_budget_stops_mid_goal_with_its_spend_recorded(
+    run_goal, db  # noqa: ANN001
+) -> None:
+    from shared.llm import roles
+    from shared.llm.ratelimit import estimate_tokens
+
+    goal = "Check a value, then report it"
+    output = {"value": 7, "delay_s": 0.0, "simulated": True}  # what echo returns
+    criteria = "a number"
+    # The budget is exactly the validation call's worst case: it fits, the synthesis
+    # after it cannot.
+    budget = estimate_tokens(roles.validate_request(
+        goal, model="sim-planner-1", criteria=criteria, target=output))
+    view = run_goal(GoalRequest(goal=goal, max_tokens=budget, plan={"steps": [
+        tool(1, "echo", value=7),
+        {"id": 2, "kind": "validate", "args": {"target": "$1", "criteria": criteria}},
+        {"id": 3, "kind": "synthesize", "args": {"inputs": ["$1"]}, "depends_on": [2]},
+    ]}))
+    assert view.status == "failed"
+    assert view.error.startswith("budget_exceeded: the call may use")
+    assert 0 < view.tokens <= budget
+    with db.connect() as connection:
+        calls = connection.execute(
+            text("SELECT purpose FROM llm_calls WHERE goal_id = :id"), {"id": view.id}
+        ).scalars().all()
+        reserved = connection.execute(
+            text("SELECT reserved_tokens FROM goals WHERE id = :id"), {"id": view.id}
+        ).scalar()
+    assert calls == ["validate"]  # spent and recorded; the synthesis was never called
+    assert reserved == 0
+    assert {s.id: s.status for s in view.steps} == {1: "succeeded", 2: "succeeded",
+                                                    3: "failed"}

@@ -20,14 +20,16 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from shared import constants
-from shared.dispatch import publish_steps, time_limits_s
+from shared.dispatch import publish_plan, publish_steps, time_limits_s
 from shared.config import get_settings
-from shared.domain.models import GoalStatus, StepKind
+from shared.domain.models import GoalStatus, Plan, StepKind
 from shared.domain.refs import resolve
 from shared.domain.validation import validate_plan
 from shared.errors import (
+    BudgetExceededError,
     ConfigurationError,
+    MalformedOutputError,
+    RateLimitedError,
     LLMError,
     PlanInvalidError,
     ReferenceError_,
@@ -36,9 +38,11 @@ from shared.errors import (
     ToolError,
 )
 from shared.llm import roles
-from shared.llm.base import LLMRequest, LLMResult
+from shared.llm.base import LLMRequest, LLMResult, Usage
 from shared.llm.pricing import cost_usd
 from shared.llm.providers import get_provider
+from shared.llm.ratelimit import acquire_llm_capacity, estimate_tokens
+from shared.persistence import budgets
 from shared.persistence import goals as goal_store
 from shared.persistence import steps as step_store
 from shared.persistence import retry as db_retry
@@ -60,23 +64,69 @@ def worker_identity() -> str:
     return f"{socket.gethostname()}/{os.getpid()}/{threading.get_ident()}"
 
 
+def _record_call(
+    *, goal_id: uuid.UUID, step_id: int | None, purpose: str, provider: str, model: str,
+    usage: Usage, latency_s: float, simulated: bool, reservation: budgets.Reservation,
+    error: str | None = None,
+) -> None:
+    """Store one LLM call (tokens, USD, seconds) and release its budget reservation."""
+    cost = cost_usd(provider, model, usage.input_tokens, usage.output_tokens,
+                    usage.cached_tokens)
+
+    def work(connection: Connection) -> None:
+        goal_store.record_llm_call(
+            connection, goal_id=goal_id, step_id=step_id, purpose=purpose,
+            provider=provider, model=model, usage=usage, cost_usd=cost,
+            latency_s=latency_s, simulated=simulated, error=error,
+        )
+        budgets.release(connection, goal_id=goal_id, reservation=reservation)
+
+    db_retry.run(work)
+
+
 def _llm_call(
     *, goal_id: uuid.UUID, step_id: int | None, provider_name: str, model: str,
     request: LLMRequest,
 ) -> LLMResult:
-    """Run one LLM request and record it (tokens, USD, seconds) before returning."""
+    """Run one LLM request within the goal's budget and the fleet's rate limit, and
+    record it (tokens, USD, seconds) before returning.
+
+    Raises:
+        BudgetExceededError: The call's worst case does not fit the goal's budget; it was
+            not made.
+        RateLimitedError: The fleet-wide limit would make it wait too long; not made.
+        LLMError: The call failed for good (a malformed answer's tokens are recorded).
+    """
     provider = get_provider(provider_name)
-    result = roles.call(provider, request)
-    cost = cost_usd(provider.name, model, result.usage.input_tokens,
-                    result.usage.output_tokens, result.usage.cached_tokens)
-    db_retry.run(
-        lambda c: goal_store.record_llm_call(
-            c, goal_id=goal_id, step_id=step_id, purpose=request.purpose,
-            provider=provider.name, model=model, usage=result.usage, cost_usd=cost,
-            latency_s=result.latency_s, simulated=result.simulated,
-        ),
-        transactional=False,
+    estimate = estimate_tokens(request)
+    reservation = budgets.Reservation(
+        tokens=estimate,
+        cost_usd=cost_usd(provider.name, model, estimate - request.max_output_tokens,
+                          request.max_output_tokens),
     )
+    check = db_retry.run(
+        lambda c: budgets.reserve(c, goal_id=goal_id, reservation=reservation))
+    if not check.granted:
+        raise BudgetExceededError(f"budget_exceeded: {check.describe(reservation)}")
+    started = time.monotonic()
+    try:
+        acquire_llm_capacity(provider.name, model, estimate)
+        result = roles.call(provider, request)
+    except MalformedOutputError as exc:
+        # The tokens of a malformed answer were billed: record them.
+        _record_call(goal_id=goal_id, step_id=step_id, purpose=request.purpose,
+                     provider=provider.name, model=model,
+                     usage=Usage(input_tokens=exc.input_tokens, output_tokens=exc.output_tokens),
+                     latency_s=time.monotonic() - started, simulated=False,
+                     reservation=reservation, error=str(exc))
+        raise
+    except BaseException:
+        db_retry.run(lambda c: budgets.release(c, goal_id=goal_id, reservation=reservation))
+        raise
+    _record_call(goal_id=goal_id, step_id=step_id, purpose=request.purpose,
+                 provider=provider.name, model=model, usage=result.usage,
+                 latency_s=result.latency_s, simulated=result.simulated,
+                 reservation=reservation)
     return result
 
 
@@ -88,12 +138,54 @@ def _finish(goal_id: uuid.UUID, status: GoalStatus, *, error: str | None = None)
     db_retry.run(work)
 
 
+def _obtain_plan(
+    gid: uuid.UUID, goal: dict[str, Any], context: dict[str, Any] | None,
+) -> Plan:
+    """The goal's ready-made plan, or the LLM's, validated; one repair attempt for an
+    answer that is not valid JSON or breaks a plan rule.
+
+    Raises:
+        PlanInvalidError: The plan (after its repair attempt) is still invalid.
+        BudgetExceededError, RateLimitedError, LLMError: From the planning call.
+    """
+    settings = get_settings()
+    completed = frozenset(c["id"] for c in context["completed"]) if context else frozenset()
+    used = frozenset(context["used_step_ids"]) if context else frozenset()
+
+    def check(raw: dict[str, Any]) -> Plan:
+        return validate_plan(raw, registry=registry(), max_steps=settings.max_plan_steps,
+                             max_fan_out=settings.max_fan_out, completed=completed,
+                             used_ids=used)
+
+    if goal["requested_plan"] is not None and context is None:
+        return check(goal["requested_plan"])
+    repair: dict[str, Any] | None = None
+    for attempt in (1, 2):
+        request = roles.plan_request(goal["text"], model=goal["model"], registry=registry(),
+                                     replan=context, repair=repair)
+        try:
+            result = _llm_call(goal_id=gid, step_id=None, provider_name=goal["provider"],
+                               model=goal["model"], request=request)
+            return check({k: v for k, v in result.data.items() if k in ("steps", "rationale")})
+        except MalformedOutputError as exc:
+            problem, previous = f"the answer is not valid JSON: {exc}", exc.raw
+        except PlanInvalidError as exc:
+            problem, previous = exc.reason, json.dumps(result.data)[:2_000]
+        if attempt == 2:
+            raise PlanInvalidError(f"{problem} (after one repair attempt)")
+        log.info("plan for goal %s rejected (%s); asking for a repair", gid, problem)
+        repair = {"error": problem, "previous": previous}
+    raise AssertionError("unreachable")
+
+
 def plan_goal(goal_id: str) -> None:
     """Ask the goal's LLM for a plan (or take the goal's ready-made one), validate it,
-    store it, and dispatch the root steps.
+    store it, and dispatch the steps that can start.
 
-    An invalid plan ends the goal ``failed`` with ``plan_invalid: <reason>`` before any
-    step is stored or enqueued. A second delivery of the same message does nothing.
+    For a replan, the planner sees the steps that succeeded and may reuse their outputs
+    by id; they are not run again. An invalid plan (after one repair attempt) ends the
+    goal ``failed`` with ``plan_invalid: <reason>`` before any step of it is stored or
+    enqueued. A second delivery of the same message does nothing.
     """
     gid = uuid.UUID(goal_id)
     settings = get_settings()
@@ -105,26 +197,27 @@ def plan_goal(goal_id: str) -> None:
     if goal is None:
         log.info("goal %s is not pending: plan_goal delivered again, nothing to do", goal_id)
         return
+    context = None
+    if goal["plan_version"] > 0:
+        context = db_retry.run(lambda c: goal_store.replan_context(c, goal_id=gid))
     try:
-        raw = goal["requested_plan"]
-        if raw is None:
-            request = roles.plan_request(goal["text"], model=goal["model"], registry=registry())
-            result = _llm_call(goal_id=gid, step_id=None, provider_name=goal["provider"],
-                               model=goal["model"], request=request)
-            raw = {k: v for k, v in result.data.items() if k in ("steps", "rationale")}
-        plan = validate_plan(
-            raw,
-            registry=registry(),
-            max_steps=settings.max_plan_steps,
-            max_fan_out=settings.max_fan_out,
-        )
+        plan = _obtain_plan(gid, goal, context)
+    except RateLimitedError as exc:
+        db_retry.run(lambda c: goal_store.defer_planning(c, goal_id=gid))
+        publish_plan(gid, countdown=exc.retry_after_s)
+        return
+    except BudgetExceededError as exc:
+        _finish(gid, GoalStatus.FAILED, error=str(exc))
+        return
     except PlanInvalidError as exc:
         _finish(gid, GoalStatus.FAILED, error=f"plan_invalid: {exc.reason}")
         return
     except TaskforceError as exc:
         _finish(gid, GoalStatus.FAILED, error=f"planner_failed: {exc}")
         return
-    roots = db_retry.run(lambda c: goal_store.start_plan(c, goal_id=gid, plan=plan))
+    completed = frozenset(c["id"] for c in context["completed"]) if context else frozenset()
+    roots = db_retry.run(
+        lambda c: goal_store.start_plan(c, goal_id=gid, plan=plan, completed=completed))
     if roots:
         publish_steps(gid, roots)
 
@@ -185,14 +278,40 @@ def _execute(claim: step_store.ClaimedStep) -> Any:
     return {"answer": answer.answer, "simulated": result.simulated}
 
 
+def _step_failed(gid: uuid.UUID, claim: step_store.ClaimedStep, worker: str,
+                 error: str, *, may_replan: bool) -> None:
+    """Record a step's final failure; replan the goal if it has a replan left, else end
+    it ``failed``. A budget stop (``budget_exceeded:``) is never replanned."""
+    settings = get_settings()
+
+    def work(connection: Connection) -> bool:
+        if not step_store.fail_step(connection, claim=claim, worker=worker, error=error):
+            return False
+        if may_replan and goal_store.begin_replan(connection, goal_id=gid,
+                                                  max_replans=settings.max_replans):
+            return True
+        reason = error if error.startswith("budget_exceeded:") else (
+            f"step_failed: step {claim.step_id}: {error}")
+        goal_store.finish_goal(connection, goal_id=gid, status=GoalStatus.FAILED,
+                               error=reason)
+        return False
+
+    if db_retry.run(work):
+        try:
+            publish_plan(gid)
+        except Exception:  # noqa: BLE001 - the reconciler re-publishes a stalled replan
+            log.warning("publishing the replan of goal %s failed", gid, exc_info=True)
+
+
 def run_step(goal_id: str, step_id: int) -> None:
     """Claim, run and commit one step, then dispatch the dependents it made ready.
 
     Safe to deliver twice: a second delivery finds the step claimed (under a live
     lease) or done, and returns. While the step runs its lease is renewed; every
     database phase is retried through connection failures, and dependents are published
-    only after the commit. A step that fails for good ends its goal ``failed`` with the
-    step's error.
+    only after the commit. A step refused by the fleet's rate limit goes back on the
+    queue with a countdown. A step that fails for good triggers a replan (up to
+    ``MAX_REPLANS``), after which the goal ends ``failed`` with the step's error.
     """
     gid = uuid.UUID(goal_id)
     settings = get_settings()
@@ -211,17 +330,17 @@ def run_step(goal_id: str, step_id: int) -> None:
         with LeaseKeeper(claim, worker=worker, lease_s=settings.step_lease_s,
                          time_limit_s=hard_limit):
             output = _execute(claim)
+    except RateLimitedError as exc:
+        reason, countdown = str(exc), exc.retry_after_s
+        db_retry.run(lambda c: step_store.release_step(c, claim=claim, worker=worker,
+                                                       reason=reason))
+        publish_steps(gid, [(step_id, claim.kind)], countdown=countdown)
+        return
+    except BudgetExceededError as exc:
+        _step_failed(gid, claim, worker, str(exc), may_replan=False)
+        return
     except (ToolError, LLMError, ReferenceError_, ValidationError, ConfigurationError) as exc:
-        error = _describe(claim, exc)
-
-        def record_failure(connection: Connection) -> None:
-            if step_store.fail_step(connection, claim=claim, worker=worker, error=error):
-                goal_store.finish_goal(
-                    connection, goal_id=gid, status=GoalStatus.FAILED,
-                    error=f"step_failed: step {step_id}: {error}",
-                )
-
-        db_retry.run(record_failure)
+        _step_failed(gid, claim, worker, _describe(claim, exc), may_replan=True)
         return
 
     result_json = json.dumps(output)

@@ -39,10 +39,12 @@ class StepStatus(StrEnum):
 
 
 class GoalStatus(StrEnum):
-    """Life of a goal: ``pending`` → ``planning`` → ``running`` → a final status."""
+    """Life of a goal: ``pending`` → ``planning`` → ``running`` → a final status, with
+    ``replanning`` → ``planning`` → ``running`` again after a step failed."""
 
     PENDING = "pending"
     PLANNING = "planning"
+    REPLANNING = "replanning"
     RUNNING = "running"
     SUCCEEDED = "succeeded"
     FAILED = "failed"
@@ -121,6 +123,9 @@ class GoalRequest(BaseModel):
         metadata: Free-form JSON the client wants kept with the goal.
         plan: Optional ready-made plan (Plan JSON). It is validated like a planner's
             and then run as it is, with no planning call.
+        max_tokens: Token budget over all the goal's LLM calls (default: settings).
+        max_cost_usd: USD budget over all the goal's LLM calls (default: settings).
+        max_replans: Replans allowed after failed steps (default: settings).
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -130,6 +135,9 @@ class GoalRequest(BaseModel):
     model: str | None = Field(default=None, max_length=128)
     metadata: dict[str, Any] = Field(default_factory=dict)
     plan: dict[str, Any] | None = None
+    max_tokens: int | None = Field(default=None, ge=1)
+    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_replans: int | None = Field(default=None, ge=0, le=5)
 
     @field_validator("goal")
     @classmethod
@@ -147,6 +155,7 @@ class StepState(BaseModel):
     tool: str | None
     args: dict[str, Any]
     dependencies: list[int]
+    plan_version: int
     status: StepStatus
     attempt: int
     started_at: datetime | None

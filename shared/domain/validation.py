@@ -72,10 +72,10 @@ def _check_kind(step: Step, registry: ToolRegistry) -> None:
 
 
 def _topological_order(steps: Mapping[int, Step]) -> list[int]:
-    indegree = {sid: len(step.dependencies) for sid, step in steps.items()}
+    indegree = {sid: len(step.dependencies & steps.keys()) for sid, step in steps.items()}
     dependents: dict[int, list[int]] = defaultdict(list)
     for sid, step in steps.items():
-        for dep in step.dependencies:
+        for dep in step.dependencies & steps.keys():
             dependents[dep].append(sid)
     ready = sorted(sid for sid, n in indegree.items() if n == 0)
     order: list[int] = []
@@ -91,7 +91,7 @@ def _topological_order(steps: Mapping[int, Step]) -> list[int]:
         # them; peel off steps nothing left depends on to keep only the cycles.
         remaining = {sid for sid, n in indegree.items() if n > 0}
         while True:
-            needed = {dep for sid in remaining for dep in steps[sid].dependencies}
+            needed = {dep for sid in remaining for dep in steps[sid].dependencies & remaining}
             leaves = remaining - needed
             if not leaves:
                 break
@@ -100,8 +100,10 @@ def _topological_order(steps: Mapping[int, Step]) -> list[int]:
     return order
 
 
-def step_depths(plan: Plan) -> dict[int, int]:
-    """Depth of each step: 0 with no dependencies, else 1 + its deepest dependency.
+def step_depths(plan: Plan, completed: frozenset[int] = frozenset()) -> dict[int, int]:
+    """Depth of each step: 0 when it waits for no step of this plan, else 1 + its deepest
+    dependency. Steps in ``completed`` (earlier plans' results, reused by a replan) are
+    satisfied dependencies.
 
     Raises:
         PlanInvalidError: The plan has a dangling reference or a cycle.
@@ -111,11 +113,11 @@ def step_depths(plan: Plan) -> dict[int, int]:
         for dep in sorted(step.dependencies):
             if dep == step.id:
                 raise PlanInvalidError(f"step {step.id} depends on itself")
-            if dep not in steps:
+            if dep not in steps and dep not in completed:
                 raise PlanInvalidError(f"step {step.id}: dangling reference to step {dep}")
     depths: dict[int, int] = {}
     for sid in _topological_order(steps):
-        deps = steps[sid].dependencies
+        deps = steps[sid].dependencies & steps.keys()
         depths[sid] = 1 + max(depths[d] for d in deps) if deps else 0
     return depths
 
@@ -126,6 +128,8 @@ def validate_plan(
     registry: ToolRegistry,
     max_steps: int,
     max_fan_out: int,
+    completed: frozenset[int] = frozenset(),
+    used_ids: frozenset[int] = frozenset(),
 ) -> Plan:
     """Check a plan against every rule and return it parsed.
 
@@ -140,6 +144,10 @@ def validate_plan(
         registry: The tools a plan may call.
         max_steps: Cap on the number of steps.
         max_fan_out: Cap on the number of steps at one depth of the DAG.
+        completed: For a replan: ids of earlier steps that succeeded, which the new plan
+            may refer to (their results are reused, not run again).
+        used_ids: For a replan: every id earlier plans used; new steps must not reuse
+            them.
 
     Returns:
         The parsed, valid plan.
@@ -150,9 +158,13 @@ def validate_plan(
     plan = parse_plan(raw)
     if len(plan.steps) > max_steps:
         raise PlanInvalidError(f"{len(plan.steps)} steps exceed the cap of {max_steps}")
+    reused = sorted(step.id for step in plan.steps if step.id in used_ids)
+    if reused:
+        raise PlanInvalidError(f"steps {reused} reuse ids of earlier steps; number new "
+                               f"steps from {max(used_ids) + 1}")
     for step in plan.steps:
         _check_kind(step, registry)
-    depths = step_depths(plan)
+    depths = step_depths(plan, completed)
 
     sinks = [step.id for step in plan.steps if step.kind is StepKind.SYNTHESIZE]
     if len(sinks) != 1:
@@ -165,7 +177,7 @@ def validate_plan(
     leads_to_final = {final}
     for sid in sorted(depths, key=depths.__getitem__, reverse=True):
         if sid in leads_to_final:
-            leads_to_final.update(steps[sid].dependencies)
+            leads_to_final.update(steps[sid].dependencies & steps.keys())
     unused = sorted(set(steps) - leads_to_final)
     if unused:
         raise PlanInvalidError(f"steps {unused} do not lead to the synthesize step {final}")

@@ -59,14 +59,42 @@ def _dump(value: Any) -> str:
     return json.dumps(value, indent=1, sort_keys=True, default=str)
 
 
-def plan_request(goal: str, *, model: str, registry: ToolRegistry) -> LLMRequest:
-    """Build the planning request for ``goal`` with the tools of ``registry``."""
+def plan_request(
+    goal: str, *, model: str, registry: ToolRegistry, replan: dict[str, Any] | None = None,
+    repair: dict[str, Any] | None = None,
+) -> LLMRequest:
+    """Build the planning request for ``goal`` with the tools of ``registry``.
+
+    Args:
+        goal: The goal text.
+        model: Model name.
+        registry: The tools the plan may call.
+        replan: For a replan, ``shared.persistence.goals.replan_context``'s answer: the
+            completed steps (reusable by id), the failed ones and the first free id.
+        repair: For the one repair attempt, ``{"error": str, "previous": str}``: what
+            was wrong with the previous answer, and that answer.
+    """
     tools = [
         {"name": t.name, "description": t.description, "input": t.input_model.model_json_schema()}
         for t in registry
     ]
-    payload = {"goal": goal, "tools": tools}
-    prompt = f"Tools:\n{_dump(tools)}\n\nGoal:\n{goal}\n\nReturn the plan as JSON."
+    payload: dict[str, Any] = {"goal": goal, "tools": tools}
+    prompt = f"Tools:\n{_dump(tools)}\n\nGoal:\n{goal}\n\n"
+    if replan is not None:
+        payload["replan"] = replan
+        prompt += (
+            "A step of the previous plan failed. These steps succeeded; refer to their "
+            f"outputs by id instead of running them again:\n{_dump(replan['completed'])}\n"
+            f"These failed:\n{_dump(replan['failed'])}\n"
+            f"Number the new steps from {replan['next_step_id']}.\n\n"
+        )
+    if repair is not None:
+        payload["repair"] = repair
+        prompt += (
+            f"Your previous answer was rejected: {repair['error']}\n"
+            f"Previous answer:\n{repair['previous']}\nReturn a corrected plan.\n\n"
+        )
+    prompt += "Return the plan as JSON."
     return LLMRequest(
         purpose="plan",
         model=model,

@@ -40,6 +40,9 @@ def create_goal(
     requested_plan: dict[str, Any] | None = None,
     idempotency_key: str | None = None,
     request_sha256: str | None = None,
+    max_tokens: int | None = None,
+    max_cost_usd: float | None = None,
+    max_replans: int | None = None,
 ) -> tuple[uuid.UUID, str | None]:
     """Insert a goal in status ``pending``.
 
@@ -63,6 +66,9 @@ def create_goal(
             requested_plan=requested_plan,
             idempotency_key=idempotency_key,
             request_sha256=request_sha256,
+            max_tokens=max_tokens,
+            max_cost_usd=max_cost_usd,
+            max_replans=max_replans,
         )
         .on_conflict_do_nothing(constraint="uq_goals_idempotency_key")
         .returning(goals.c.id)
@@ -86,7 +92,8 @@ def delete_pending_goal(connection: Connection, *, goal_id: uuid.UUID) -> None:
 def claim_goal_for_planning(
     connection: Connection, *, goal_id: uuid.UUID, stale_after_s: float
 ) -> dict[str, Any] | None:
-    """Move a goal from ``pending`` to ``planning`` and return its row, or None.
+    """Move a goal from ``pending`` or ``replanning`` to ``planning``; return its row, or
+    None.
 
     A goal already ``planning`` is taken over only when it has not moved for
     ``stale_after_s`` seconds (its planner crashed), so a second delivery of the same
@@ -96,9 +103,9 @@ def claim_goal_for_planning(
         text(
             """
             UPDATE goals SET status = 'planning', updated_at = now()
-            WHERE id = :id AND (status = 'pending'
+            WHERE id = :id AND (status IN ('pending', 'replanning')
                   OR (status = 'planning' AND updated_at < now() - make_interval(secs => :stale)))
-            RETURNING id, text, provider, model, plan_version, requested_plan
+            RETURNING id, text, provider, model, plan_version, requested_plan, replans
             """
         ),
         {"id": goal_id, "stale": stale_after_s},
@@ -118,9 +125,13 @@ def lock_goal(connection: Connection, *, goal_id: uuid.UUID) -> str | None:
 
 
 def start_plan(
-    connection: Connection, *, goal_id: uuid.UUID, plan: Plan
+    connection: Connection, *, goal_id: uuid.UUID, plan: Plan,
+    completed: frozenset[int] = frozenset(),
 ) -> list[tuple[int, str]] | None:
     """Store ``plan`` and its steps, mark the goal ``running``, and queue the root steps.
+
+    For a replan, ``completed`` holds the steps of earlier plans whose results the new
+    plan reuses: a new step whose dependencies are all among them is queued at once.
 
     Returns:
         ``(step_id, kind)`` of the steps with no dependencies (now ``queued``, to be
@@ -143,7 +154,8 @@ def start_plan(
     rows = []
     for step in plan.steps:
         deps = sorted(step.dependencies)
-        if not deps:
+        ready = set(deps) <= completed
+        if ready:
             roots.append((step.id, step.kind.value))
         rows.append(
             {
@@ -155,12 +167,66 @@ def start_plan(
                 "args": step.args,
                 "depends_on": deps,
                 "description": step.description,
-                "status": StepStatus.QUEUED.value if not deps else StepStatus.PENDING.value,
-                "queued_at": None if deps else queued_at,
+                "status": StepStatus.QUEUED.value if ready else StepStatus.PENDING.value,
+                "queued_at": queued_at if ready else None,
             }
         )
     connection.execute(steps.insert(), rows)
     return roots
+
+
+def begin_replan(connection: Connection, *, goal_id: uuid.UUID, max_replans: int) -> bool:
+    """Move a running goal with replans left (its own ``max_replans``, else the given
+    default ``max_replans``) to ``replanning`` and
+    skip the steps of its plan that had not started. Returns False (nothing changed) if
+    the goal was not running or has no replan left."""
+    moved = connection.execute(
+        text("UPDATE goals SET status = 'replanning', replans = replans + 1, "
+             "updated_at = now() WHERE id = :id AND status = 'running' "
+             "AND replans < coalesce(max_replans, :max_replans)"),
+        {"id": goal_id, "max_replans": max_replans},
+    ).rowcount
+    if moved:
+        connection.execute(
+            text("UPDATE steps SET status = 'skipped' WHERE goal_id = :id "
+                 "AND status IN ('pending', 'queued')"),
+            {"id": goal_id},
+        )
+    return bool(moved)
+
+
+def defer_planning(connection: Connection, *, goal_id: uuid.UUID) -> bool:
+    """Give a goal being planned back (``pending``, or ``replanning`` for a replan), so a
+    later ``plan_goal`` takes it; used when a rate limit refused the planning call."""
+    return bool(connection.execute(
+        text("UPDATE goals SET status = CASE WHEN plan_version > 0 THEN 'replanning' "
+             "ELSE 'pending' END, updated_at = now() WHERE id = :id AND status = 'planning'"),
+        {"id": goal_id},
+    ).rowcount)
+
+
+def replan_context(connection: Connection, *, goal_id: uuid.UUID) -> dict[str, Any]:
+    """What a replanning call needs: the steps that succeeded (reusable by id), the
+    steps that failed with their errors, and the first free step id."""
+    rows = connection.execute(
+        text("SELECT step_id, kind, tool, args, status, result, error FROM steps "
+             "WHERE goal_id = :id ORDER BY step_id"),
+        {"id": goal_id},
+    ).mappings().all()
+    return {
+        "completed": [
+            {"id": r["step_id"], "kind": r["kind"], "tool": r["tool"], "args": r["args"],
+             "output": r["result"]}
+            for r in rows if r["status"] == "succeeded"
+        ],
+        "failed": [
+            {"id": r["step_id"], "kind": r["kind"], "tool": r["tool"], "args": r["args"],
+             "error": r["error"]}
+            for r in rows if r["status"] == "failed"
+        ],
+        "next_step_id": 1 + max((r["step_id"] for r in rows), default=0),
+        "used_step_ids": [r["step_id"] for r in rows],
+    }
 
 
 def finish_goal(
@@ -282,6 +348,7 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
                 tool=s["tool"],
                 args=s["args"],
                 dependencies=list(s["depends_on"]),
+                plan_version=s["plan_version"],
                 status=s["status"],
                 attempt=s["attempt"],
                 started_at=s["started_at"],

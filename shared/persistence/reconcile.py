@@ -103,9 +103,10 @@ def _replan_goals(connection: Connection, repairs: Repairs, stale_s: float,
     rows = connection.execute(
         text(
             """
-            UPDATE goals SET updated_at = CASE WHEN status = 'pending' THEN now()
-                                               ELSE updated_at END
-            WHERE (status = 'pending' AND updated_at < now() - make_interval(secs => :stale))
+            UPDATE goals SET updated_at = CASE WHEN status = 'planning' THEN updated_at
+                                               ELSE now() END
+            WHERE (status IN ('pending', 'replanning')
+                   AND updated_at < now() - make_interval(secs => :stale))
                OR (status = 'planning'
                    AND updated_at < now() - make_interval(secs => :planning_stale))
             RETURNING id
@@ -123,13 +124,15 @@ def _finish_unrecorded(connection: Connection, repairs: Repairs) -> None:
             SELECT g.id,
                    (SELECT s.result ->> 'answer' FROM steps s
                      WHERE s.goal_id = g.id AND s.kind = 'synthesize'
-                       AND s.status = 'succeeded') AS answer,
+                       AND s.status = 'succeeded' AND s.plan_version = g.plan_version) AS answer,
                    (SELECT 'step_failed: step ' || s.step_id || ': ' || s.error FROM steps s
                      WHERE s.goal_id = g.id AND s.status = 'failed'
+                       AND s.plan_version = g.plan_version
                      ORDER BY s.finished_at LIMIT 1) AS error
             FROM goals g
             WHERE g.status = 'running' AND EXISTS (
-                SELECT 1 FROM steps s WHERE s.goal_id = g.id AND (
+                SELECT 1 FROM steps s WHERE s.goal_id = g.id
+                  AND s.plan_version = g.plan_version AND (
                     s.status = 'failed'
                     OR (s.kind = 'synthesize' AND s.status = 'succeeded')))
             """

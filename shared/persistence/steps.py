@@ -219,6 +219,27 @@ def fail_step(
     return bool(failed)
 
 
+def release_step(connection: Connection, *, claim: ClaimedStep, worker: str,
+                 reason: str) -> bool:
+    """Put a claimed step back to ``queued`` without counting the attempt (it was not
+    run: a rate limit refused its LLM call). Returns False if the lease was lost."""
+    released = connection.execute(
+        text(
+            """
+            UPDATE steps SET status = 'queued', attempt = attempt - 1, lease_owner = NULL,
+                   lease_expires_at = NULL, queued_at = now()
+            WHERE goal_id = :goal_id AND step_id = :step_id AND status = 'running'
+              AND lease_owner = :worker AND attempt = :attempt
+            """
+        ),
+        {"goal_id": claim.goal_id, "step_id": claim.step_id, "worker": worker,
+         "attempt": claim.attempt},
+    ).rowcount
+    connection.execute(_END_RUN, {"run_id": claim.run_id, "outcome": "released",
+                                  "error": reason})
+    return bool(released)
+
+
 def renew_lease(
     connection: Connection, *, claim: ClaimedStep, worker: str, lease_s: float
 ) -> bool:

@@ -15,7 +15,7 @@ import time
 from shared.config import Settings, get_settings
 from shared.constants import SIMULATED_MARK
 from shared.llm.base import LLMRequest, LLMResult, Usage
-from shared.llm.sim import heuristics
+from shared.llm.sim import heuristics, replanning
 
 # Rough tokens per character of English text and JSON, as OpenAI's tokenizer guide
 # states ("one token generally corresponds to ~4 characters of text").
@@ -63,7 +63,10 @@ class SimProvider:
         """
         started = time.monotonic()
         payload = request.payload
-        if request.purpose == "plan":
+        if request.purpose == "plan" and payload.get("replan"):
+            data = replanning.replan(payload["goal"], payload["replan"])
+            data["rationale"] = f"{SIMULATED_MARK} {data['rationale']}"
+        elif request.purpose == "plan":
             data = heuristics.plan_for_goal(payload["goal"])
             data["rationale"] = f"{SIMULATED_MARK} {data.get('rationale') or 'sim plan'}"
         elif request.purpose == "validate":
