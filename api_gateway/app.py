@@ -118,13 +118,13 @@ def create_app() -> FastAPI:
         try:
             with get_engine().connect() as connection:
                 connection.execute(text("SELECT 1"))
-        except Exception:  # noqa: BLE001 - any failure means "not healthy"
+        except Exception:
             problems.append("database")
         try:
             client = redis.Redis.from_url(get_settings().redis_url or "", socket_timeout=1)
             client.ping()
             client.close()
-        except Exception:  # noqa: BLE001
+        except Exception:
             problems.append("broker")
         if problems:
             return JSONResponse(status_code=503, content={"status": "unavailable",

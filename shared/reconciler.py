@@ -33,7 +33,7 @@ def run_once() -> Repairs:
     for goal_id in repairs.goals_to_plan:
         try:
             publish_plan(goal_id)
-        except Exception:  # noqa: BLE001 - the next pass tries again
+        except Exception:
             log.warning("re-publishing plan_goal for %s failed", goal_id, exc_info=True)
     counts = repairs.as_dict()
     if any(v for k, v in counts.items() if k != "locked"):

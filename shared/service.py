@@ -122,11 +122,11 @@ def submit(
         return Submission(goal_id=goal_id, created=False)
     try:
         publish_plan(goal_id)
-    except Exception as exc:  # noqa: BLE001 - any broker failure means "not enqueued"
+    except Exception as exc:
         try:
             with get_engine().begin() as connection:
                 goal_store.delete_pending_goal(connection, goal_id=goal_id)
-        except Exception:  # noqa: BLE001
+        except Exception:
             log.warning("goal %s stays pending for the reconciler", goal_id, exc_info=True)
         raise ServiceUnavailableError(f"message broker unavailable: {type(exc).__name__}")
     return Submission(goal_id=goal_id, created=True)
@@ -181,6 +181,6 @@ def cancel_goal(goal_id: uuid.UUID) -> Goal:
     task_ids = [plan_task_id(str(goal_id))] + [step_task_id(str(goal_id), s) for s in queued]
     try:
         celery_app.control.revoke(task_ids)
-    except Exception:  # noqa: BLE001 - revoking is an optimisation: claims check the goal
+    except Exception:
         log.warning("revoking the queued steps of goal %s failed", goal_id, exc_info=True)
     return get_goal(goal_id)

@@ -29,9 +29,9 @@ os.environ.setdefault(
     str(Path(tempfile.mkdtemp(prefix="taskforce-tally-")) / "tally.log"),
 )
 
-from shared.cli import fleet as fleet_module  # noqa: E402
-from shared.config import get_settings  # noqa: E402
-from shared.domain.models import GoalRequest, Goal  # noqa: E402
+from shared.cli import fleet as fleet_module
+from shared.config import get_settings
+from shared.domain.models import Goal, GoalRequest
 
 REPO = Path(__file__).resolve().parents[1]
 GOALS_DIR = REPO / "examples" / "goals"
@@ -103,7 +103,7 @@ def llm_simulator() -> Iterator[object]:
 
 
 @pytest.fixture(scope="session")
-def workers(services: dict[str, str], llm_simulator) -> Iterator[list[fleet_module.WorkerProcess]]:  # noqa: ANN001,E501
+def workers(services: dict[str, str], llm_simulator) -> Iterator[list[fleet_module.WorkerProcess]]:
     """Two real worker processes (threads pool) consuming the steps queue."""
     log_dir = Path(tempfile.mkdtemp(prefix="taskforce-test-logs-"))
     started = [
@@ -119,26 +119,32 @@ def workers(services: dict[str, str], llm_simulator) -> Iterator[list[fleet_modu
             worker.stop()
 
 
+def wait_for_goal(goal_id: uuid.UUID, *, timeout: float = 60.0) -> Goal:
+    """Poll a goal until it ends; fail the test if it has not after ``timeout`` seconds."""
+    from shared import service
+
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline:
+        view = service.get_goal(goal_id)
+        if view.status.is_final:
+            return view
+        time.sleep(0.05)
+    raise AssertionError(f"goal {goal_id} still {view.status} after {timeout} s")
+
+
 @pytest.fixture()
-def run_goal(workers):  # noqa: ANN001, ANN201
+def run_goal(workers):
     """Submit a goal and wait for it to end: ``run_goal(request, timeout=60) -> Goal``."""
     from shared import service
 
     def run(request: GoalRequest, *, timeout: float = 60.0, check: bool = True) -> Goal:
-        goal_id = service.submit_goal(request, check=check)
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            view = service.get_goal(goal_id)
-            if view.status.is_final:
-                return view
-            time.sleep(0.05)
-        raise AssertionError(f"goal {goal_id} still {view.status} after {timeout} s")
+        return wait_for_goal(service.submit_goal(request, check=check), timeout=timeout)
 
     return run
 
 
 @pytest.fixture()
-def db(services):  # noqa: ANN001, ANN201
+def db(services):
     """This process's engine on the test database."""
     from shared.persistence.db import get_engine
 

@@ -39,7 +39,7 @@ def overlap(steps: list[dict]) -> bool:
     return max(starts) < min(ends)
 
 
-def test_movie_goals_run_their_four_lookups_in_parallel(workers, tmp_path, db) -> None:  # noqa: ANN001
+def test_movie_goals_run_their_four_lookups_in_parallel(workers, tmp_path, db) -> None:
     results = run_set("movie_recommendation.jsonl", 12, tmp_path)
     for result in results:
         assert len(lookups(result)) == 4
@@ -56,7 +56,7 @@ def test_movie_goals_run_their_four_lookups_in_parallel(workers, tmp_path, db) -
     assert summary["tokens"] == sum(r["tokens"] for r in results) > 0
 
 
-def test_parallelqa_goals_look_up_compute_and_compare(workers, tmp_path) -> None:  # noqa: ANN001
+def test_parallelqa_goals_look_up_compute_and_compare(workers, tmp_path) -> None:
     results = run_set("parallelqa.jsonl", 12, tmp_path)
     for result in results:
         assert len(lookups(result)) >= 2
@@ -65,7 +65,7 @@ def test_parallelqa_goals_look_up_compute_and_compare(workers, tmp_path) -> None
         assert "calculator" in kinds and kinds[-1] == "synthesize"
 
 
-def test_hotpotqa_comparisons_run_two_lookups_then_compare(workers, tmp_path) -> None:  # noqa: ANN001
+def test_hotpotqa_comparisons_run_two_lookups_then_compare(workers, tmp_path) -> None:
     results = run_set("hotpotqa_comparison.jsonl", 12, tmp_path)
     for result in results:
         assert len(lookups(result)) == 2

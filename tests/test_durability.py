@@ -19,10 +19,11 @@ from shared.domain.models import GoalRequest, Plan
 from shared.embedded import free_port
 from shared.persistence import goals as goal_store
 from shared.persistence.db import get_engine
+from tests.conftest import wait_for_goal
 from worker.tasks import check_redis_eviction_policy
 
 
-def echo(step_id: int, delay_s: float = 0.0, **extra) -> dict:  # noqa: ANN003
+def echo(step_id: int, delay_s: float = 0.0, **extra) -> dict:
     return {"id": step_id, "kind": "tool", "tool": "echo",
             "args": {"value": step_id, "delay_s": delay_s}, **extra}
 
@@ -31,18 +32,8 @@ def synth(step_id: int, *refs: int) -> dict:
     return {"id": step_id, "kind": "synthesize", "args": {"inputs": [f"${r}" for r in refs]}}
 
 
-def wait_final(goal_id: uuid.UUID, timeout: float = 60.0):  # noqa: ANN201
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        view = service.get_goal(goal_id)
-        if view.status.is_final:
-            return view
-        time.sleep(0.05)
-    raise AssertionError(f"goal {goal_id} is still {view.status}")
-
-
 @pytest.fixture()
-def gateway_url(workers):  # noqa: ANN001, ANN201
+def gateway_url(workers):
     """A real uvicorn server running the gateway on a loopback port."""
     from api_gateway.app import create_app
 
@@ -59,7 +50,7 @@ def gateway_url(workers):  # noqa: ANN001, ANN201
     thread.join(timeout=10)
 
 
-def test_twenty_concurrent_posts_with_one_key_make_one_goal(gateway_url, db) -> None:  # noqa: ANN001
+def test_twenty_concurrent_posts_with_one_key_make_one_goal(gateway_url, db) -> None:
     key = f"key-{uuid.uuid4()}"
     body = {"goal": "What is 6 * 7?", "metadata": {"n": 1}}
 
@@ -74,7 +65,7 @@ def test_twenty_concurrent_posts_with_one_key_make_one_goal(gateway_url, db) -> 
     assert len(ids) == 1
     assert sum(r.headers.get("Idempotent-Replayed") == "true" for r in responses) == 19
     goal_id = uuid.UUID(ids.pop())
-    assert wait_final(goal_id).status == "succeeded"
+    assert wait_for_goal(goal_id).status == "succeeded"
     with db.connect() as connection:
         count = connection.execute(
             text("SELECT count(*) FROM goals WHERE idempotency_key = :k"), {"k": key}).scalar()
@@ -85,7 +76,7 @@ def test_twenty_concurrent_posts_with_one_key_make_one_goal(gateway_url, db) -> 
     assert plans == 1
 
 
-def test_the_same_key_with_another_body_is_refused(gateway_url) -> None:  # noqa: ANN001
+def test_the_same_key_with_another_body_is_refused(gateway_url) -> None:
     key = f"key-{uuid.uuid4()}"
     first = httpx.post(f"{gateway_url}/v1/goals", json={"goal": "a"},
                        headers={"Idempotency-Key": key})
@@ -96,7 +87,7 @@ def test_the_same_key_with_another_body_is_refused(gateway_url) -> None:  # noqa
     assert "different request body" in second.json()["detail"]
 
 
-def test_cancel_stops_dispatch_and_ignores_late_results(gateway_url, db) -> None:  # noqa: ANN001
+def test_cancel_stops_dispatch_and_ignores_late_results(gateway_url, db) -> None:
     plan = {"steps": [echo(1, delay_s=1.5), echo(2, **{"depends_on": [1]}), synth(3, 2)]}
     goal_id = httpx.post(f"{gateway_url}/v1/goals",
                          json={"goal": "slow", "plan": plan}).json()["id"]
@@ -125,7 +116,7 @@ def test_cancel_stops_dispatch_and_ignores_late_results(gateway_url, db) -> None
 
 
 @pytest.fixture()
-def quick_reconciler(monkeypatch):  # noqa: ANN001, ANN201
+def quick_reconciler(monkeypatch):
     """Reconciler settings with a 0.2 s staleness, for this process only."""
     monkeypatch.setenv("RECONCILE_STALE_S", "0.2")
     monkeypatch.setenv("PLANNING_STALE_S", "0.2")
@@ -135,7 +126,7 @@ def quick_reconciler(monkeypatch):  # noqa: ANN001, ANN201
     get_settings.cache_clear()
 
 
-def test_the_reconciler_publishes_what_a_crash_left_unpublished(workers, quick_reconciler) -> None:  # noqa: ANN001
+def test_the_reconciler_publishes_what_a_crash_left_unpublished(workers, quick_reconciler) -> None:
     # A crash between commit and publish: the plan is stored, its roots are queued,
     # and no message was ever sent. Likewise a goal stored without its plan_goal.
     request = GoalRequest(goal="stranded", plan={"steps": [echo(1), echo(2), synth(3, 1, 2)]})
@@ -154,16 +145,16 @@ def test_the_reconciler_publishes_what_a_crash_left_unpublished(workers, quick_r
     repairs = reconciler.run_once()
     assert (stranded, 1, "tool") in repairs.steps_to_publish
     assert unplanned in repairs.goals_to_plan
-    assert wait_final(stranded).status == "succeeded"
-    assert wait_final(unplanned).status == "succeeded"
+    assert wait_for_goal(stranded).status == "succeeded"
+    assert wait_for_goal(unplanned).status == "succeeded"
 
 
-def test_the_reconciler_finishes_goals_and_fails_lost_steps(workers, quick_reconciler, db) -> None:  # noqa: ANN001
+def test_the_reconciler_finishes_goals_and_fails_lost_steps(workers, quick_reconciler, db) -> None:
     done = service.submit_goal(GoalRequest(goal="done", plan={"steps": [echo(1), synth(2, 1)]}))
-    assert wait_final(done).status == "succeeded"
+    assert wait_for_goal(done).status == "succeeded"
     lost = service.submit_goal(GoalRequest(goal="lost", plan={"steps": [echo(1, 0.5),
                                                                          synth(2, 1)]}))
-    assert wait_final(lost).status == "succeeded"
+    assert wait_for_goal(lost).status == "succeeded"
     with db.begin() as connection:
         # A completion that was committed but whose goal end was not recorded...
         connection.execute(text("UPDATE goals SET status = 'running', answer = NULL, "
@@ -191,7 +182,7 @@ def test_the_reconciler_finishes_goals_and_fails_lost_steps(workers, quick_recon
                                   {"id": done}).scalar() == 1
 
 
-def test_only_one_reconciler_runs_at_a_time(services, db) -> None:  # noqa: ANN001
+def test_only_one_reconciler_runs_at_a_time(services, db) -> None:
     from shared.persistence.reconcile import reconcile
 
     with db.begin() as holder:
@@ -201,7 +192,7 @@ def test_only_one_reconciler_runs_at_a_time(services, db) -> None:  # noqa: ANN0
     assert first.locked and not second.locked
 
 
-def test_a_redis_that_may_evict_messages_is_refused(services) -> None:  # noqa: ANN001
+def test_a_redis_that_may_evict_messages_is_refused(services) -> None:
     url = services["REDIS_URL"]
     assert check_redis_eviction_policy(url) is None
     client = redis.Redis.from_url(url)

@@ -13,7 +13,7 @@ from shared.domain.models import GoalRequest
 from tests.support.tools import executions as tally_executions
 
 
-def tool(step_id: int, name: str, **args) -> dict:  # noqa: ANN003
+def tool(step_id: int, name: str, **args) -> dict:
     return {"id": step_id, "kind": "tool", "tool": name, "args": args}
 
 
@@ -22,7 +22,7 @@ def synth(step_id: int, *refs: int) -> dict:
             "args": {"instruction": "report the values", "inputs": [f"${r}" for r in refs]}}
 
 
-def runs_of(db, goal_id: uuid.UUID) -> dict[int, list[tuple]]:  # noqa: ANN001
+def runs_of(db, goal_id: uuid.UUID) -> dict[int, list[tuple]]:
     with db.connect() as connection:
         rows = connection.execute(
             text("SELECT step_id, worker, started_at, finished_at, outcome FROM step_runs "
@@ -37,7 +37,7 @@ def executions(goal_id: uuid.UUID, step_id: int) -> int:
     return tally_executions(str(goal_id))[step_id]
 
 
-def test_a_diamond_dag_completes_with_the_right_results(run_goal) -> None:  # noqa: ANN001
+def test_a_diamond_dag_completes_with_the_right_results(run_goal) -> None:
     view = run_goal(GoalRequest(goal="diamond", plan={"steps": [
         tool(1, "echo", value=6),
         tool(2, "calculator", expression="$1.value * 7"),
@@ -55,7 +55,7 @@ def test_a_diamond_dag_completes_with_the_right_results(run_goal) -> None:  # no
     assert view.tokens > 0  # the synthesis call is counted even with a ready-made plan
 
 
-def test_a_wide_fan_out_and_fan_in_complete(run_goal, db) -> None:  # noqa: ANN001
+def test_a_wide_fan_out_and_fan_in_complete(run_goal, db) -> None:
     width = 15
     expression = " + ".join(f"$${i}.value" for i in range(1, width + 1)).replace("$$", "$")
     view = run_goal(GoalRequest(goal="fan out", plan={"steps": [
@@ -70,7 +70,7 @@ def test_a_wide_fan_out_and_fan_in_complete(run_goal, db) -> None:  # noqa: ANN0
     assert all(len(r) == 1 for r in runs_of(db, view.id).values())
 
 
-def test_independent_steps_overlap_in_time_across_worker_processes(run_goal, db) -> None:  # noqa: ANN001
+def test_independent_steps_overlap_in_time_across_worker_processes(run_goal, db) -> None:
     width = 16  # two processes of eight threads: all sixteen only fit using both
     view = run_goal(GoalRequest(goal="overlap", plan={"steps": [
         *[tool(i, "echo", value=i, delay_s=1.0) for i in range(1, width + 1)],
@@ -86,7 +86,7 @@ def test_independent_steps_overlap_in_time_across_worker_processes(run_goal, db)
 
 
 def test_the_same_step_message_delivered_twice_runs_the_tool_once(
-    run_goal, db  # noqa: ANN001
+    run_goal, db
 ) -> None:
     from shared import service
 
@@ -119,7 +119,7 @@ def test_the_same_step_message_delivered_twice_runs_the_tool_once(
     assert calls == 1
 
 
-def test_a_failed_step_is_recorded_with_its_error_and_ends_the_goal(run_goal) -> None:  # noqa: ANN001
+def test_a_failed_step_is_recorded_with_its_error_and_ends_the_goal(run_goal) -> None:
     view = run_goal(GoalRequest(goal="fails", max_replans=0, plan={"steps": [
         tool(1, "echo", value=0),
         tool(2, "calculator", expression="10 / $1.value"),
@@ -134,7 +134,7 @@ def test_a_failed_step_is_recorded_with_its_error_and_ends_the_goal(run_goal) ->
     assert by_id[4].status == "skipped"
 
 
-def test_an_invalid_plan_fails_the_goal_before_any_step_is_stored(run_goal, db) -> None:  # noqa: ANN001
+def test_an_invalid_plan_fails_the_goal_before_any_step_is_stored(run_goal, db) -> None:
     view = run_goal(
         GoalRequest(goal="bad plan", plan={"steps": [tool(1, "teleport"), synth(2, 1)]}),
         check=False,
@@ -148,7 +148,7 @@ def test_an_invalid_plan_fails_the_goal_before_any_step_is_stored(run_goal, db) 
         ).scalar() == 0
 
 
-def test_a_planned_goal_writes_its_episode(run_goal, db) -> None:  # noqa: ANN001
+def test_a_planned_goal_writes_its_episode(run_goal, db) -> None:
     view = run_goal(GoalRequest(goal="What is 17 * 23?"))
     assert view.status == "succeeded", view.error
     with db.connect() as connection:
@@ -163,7 +163,7 @@ def test_a_planned_goal_writes_its_episode(run_goal, db) -> None:  # noqa: ANN00
     assert len(episode["plan"]["steps"]) == len(view.steps)
 
 
-def test_a_replan_after_a_failed_step_reuses_the_completed_steps(run_goal, db) -> None:  # noqa: ANN001
+def test_a_replan_after_a_failed_step_reuses_the_completed_steps(run_goal, db) -> None:
     view = run_goal(GoalRequest(goal="replan", max_replans=1, plan={"steps": [
         tool(1, "tally", value=0),
         tool(2, "tally", value=5),
@@ -187,7 +187,7 @@ def test_a_replan_after_a_failed_step_reuses_the_completed_steps(run_goal, db) -
 
 
 def test_a_goal_over_its_token_budget_stops_mid_goal_with_its_spend_recorded(
-    run_goal, db  # noqa: ANN001
+    run_goal, db
 ) -> None:
     from shared.llm import roles
     from shared.llm.ratelimit import estimate_tokens

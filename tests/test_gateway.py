@@ -9,14 +9,14 @@ from fastapi.testclient import TestClient
 
 
 @pytest.fixture()
-def client(workers):  # noqa: ANN001, ANN201
+def client(workers):
     from api_gateway.app import create_app
 
     with TestClient(create_app()) as test_client:
         yield test_client
 
 
-def test_a_goal_round_trips_through_the_gateway(client) -> None:  # noqa: ANN001
+def test_a_goal_round_trips_through_the_gateway(client) -> None:
     response = client.post("/v1/goals", json={
         "goal": "Were Scott Derrickson and Ed Wood of the same nationality?",
         "metadata": {"source": "test"},
@@ -51,18 +51,18 @@ def test_a_goal_round_trips_through_the_gateway(client) -> None:  # noqa: ANN001
          "plan_invalid: step 1: dangling reference to step 4"),
     ],
 )
-def test_a_malformed_request_gets_a_422_with_a_reason(client, body, fragment) -> None:  # noqa: ANN001
+def test_a_malformed_request_gets_a_422_with_a_reason(client, body, fragment) -> None:
     response = client.post("/v1/goals", json=body)
     assert response.status_code == 422
     assert fragment in response.text
 
 
-def test_unknown_and_malformed_ids(client) -> None:  # noqa: ANN001
+def test_unknown_and_malformed_ids(client) -> None:
     assert client.get("/v1/goals/00000000-0000-0000-0000-000000000000").status_code == 404
     assert client.get("/v1/goals/not-a-uuid").status_code == 422
 
 
-def test_health_and_openapi(client) -> None:  # noqa: ANN001
+def test_health_and_openapi(client) -> None:
     assert client.get("/healthz").json() == {"status": "ok"}
     spec = client.get("/openapi.json").json()
     assert {"/v1/goals", "/v1/goals/{goal_id}", "/healthz"} <= set(spec["paths"])

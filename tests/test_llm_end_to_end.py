@@ -20,7 +20,7 @@ GOAL = "If Mariana Trench was 20% shallower and the Puerto Rico Trench was 20% d
 
 
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
-def test_run_json_completes_on_a_real_provider_with_tokens_and_cost(workers, provider) -> None:  # noqa: ANN001
+def test_run_json_completes_on_a_real_provider_with_tokens_and_cost(workers, provider) -> None:
     result = subprocess.run(
         [sys.executable, "-m", "shared.cli.main", "run", GOAL, "--provider", provider,
          "--json", "--workers", "0", "--timeout", "120"],
@@ -35,7 +35,7 @@ def test_run_json_completes_on_a_real_provider_with_tokens_and_cost(workers, pro
     assert {"id", "kind", "tool", "status", "started_at", "finished_at"} <= set(goal["steps"][0])
 
 
-def test_a_malformed_plan_is_repaired_once(run_goal, llm_simulator, db) -> None:  # noqa: ANN001
+def test_a_malformed_plan_is_repaired_once(run_goal, llm_simulator, db) -> None:
     llm_simulator.simulator.faults.script(["malformed-json", "ok"])
     view = run_goal(GoalRequest(goal="What is 17 * 23?", provider="openai"))
     assert view.status == "succeeded", view.error
@@ -49,7 +49,7 @@ def test_a_malformed_plan_is_repaired_once(run_goal, llm_simulator, db) -> None:
     assert calls[1].error is None
 
 
-def test_a_plan_still_malformed_after_its_repair_fails_the_goal(run_goal, llm_simulator) -> None:  # noqa: ANN001
+def test_a_plan_still_malformed_after_its_repair_fails_the_goal(run_goal, llm_simulator) -> None:
     llm_simulator.simulator.faults.script(["malformed-json", "malformed-json"])
     view = run_goal(GoalRequest(goal="What is 17 * 23?", provider="anthropic"))
     assert view.status == "failed"
@@ -58,7 +58,7 @@ def test_a_plan_still_malformed_after_its_repair_fails_the_goal(run_goal, llm_si
     assert view.steps == []
 
 
-def test_the_key_never_appears_in_logs_or_stored_rows(workers, run_goal, db, llm_simulator) -> None:  # noqa: ANN001
+def test_the_key_never_appears_in_logs_or_stored_rows(workers, run_goal, db, llm_simulator) -> None:
     llm_simulator.simulator.faults.script(["500", "ok"])  # an error path too
     view = run_goal(GoalRequest(goal="Were Scott Derrickson and Ed Wood of the same "
                                      "nationality?", provider="openai"))

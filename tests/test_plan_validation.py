@@ -13,7 +13,7 @@ from shared.tools.registry import build_registry
 REGISTRY = build_registry()
 
 
-def check(plan: dict, *, max_steps: int = 32, max_fan_out: int = 16):  # noqa: ANN201
+def check(plan: dict, *, max_steps: int = 32, max_fan_out: int = 16):
     return validate_plan(plan, registry=REGISTRY, max_steps=max_steps, max_fan_out=max_fan_out)
 
 

@@ -20,18 +20,18 @@ from pydantic import ValidationError
 from sqlalchemy.engine import Connection
 from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
 
-from shared.dispatch import publish_plan, publish_steps, time_limits_s
 from shared.config import get_settings
+from shared.dispatch import publish_plan, publish_steps, time_limits_s
 from shared.domain.models import GoalStatus, Plan, StepKind
 from shared.domain.refs import resolve
 from shared.domain.validation import validate_plan
 from shared.errors import (
     BudgetExceededError,
     ConfigurationError,
-    MalformedOutputError,
-    RateLimitedError,
     LLMError,
+    MalformedOutputError,
     PlanInvalidError,
+    RateLimitedError,
     ReferenceError_,
     RetryableToolError,
     TaskforceError,
@@ -44,8 +44,8 @@ from shared.llm.providers import get_provider
 from shared.llm.ratelimit import acquire_llm_capacity, estimate_tokens
 from shared.persistence import budgets
 from shared.persistence import goals as goal_store
-from shared.persistence import steps as step_store
 from shared.persistence import retry as db_retry
+from shared.persistence import steps as step_store
 from shared.persistence.db import get_engine
 from shared.tools.base import ToolContext
 from shared.tools.registry import ToolRegistry, default_registry
@@ -299,7 +299,7 @@ def _step_failed(gid: uuid.UUID, claim: step_store.ClaimedStep, worker: str,
     if db_retry.run(work):
         try:
             publish_plan(gid)
-        except Exception:  # noqa: BLE001 - the reconciler re-publishes a stalled replan
+        except Exception:
             log.warning("publishing the replan of goal %s failed", gid, exc_info=True)
 
 

@@ -72,6 +72,6 @@ class LeaseKeeper:
                 if not self._renew():
                     self.lost.set()
                     return
-            except Exception:  # noqa: BLE001 - a failed renewal must not kill the step
+            except Exception:
                 log.exception("renewing the lease of step %s/%s failed",
                               self._claim.goal_id, self._claim.step_id)

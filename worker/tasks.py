@@ -15,7 +15,6 @@ from shared.persistence.db import dispose_engine
 from shared.redis_client import bench_counter
 from worker import engine
 
-
 log = logging.getLogger(__name__)
 
 

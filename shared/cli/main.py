@@ -35,16 +35,16 @@ out = Console()
 err = Console(stderr=True)
 
 WorkersOption = Annotated[
-    Optional[int],  # noqa: UP045 - typer needs Optional here
+    Optional[int],
     typer.Option(help="Worker processes to start (default: 2 with the embedded servers, "
                       "0 with configured ones)."),
 ]
 ConcurrencyOption = Annotated[
-    Optional[int],  # noqa: UP045
+    Optional[int],
     typer.Option(help="Threads per started worker process (default: WORKER_CONCURRENCY)."),
 ]
-ProviderOption = Annotated[Optional[str], typer.Option(help="LLM provider (default: settings).")]  # noqa: UP045
-ModelOption = Annotated[Optional[str], typer.Option(help="Model name (default: settings).")]  # noqa: UP045
+ProviderOption = Annotated[Optional[str], typer.Option(help="LLM provider (default: settings).")]
+ModelOption = Annotated[Optional[str], typer.Option(help="Model name (default: settings).")]
 
 
 def _fail(message: str) -> None:
@@ -88,7 +88,7 @@ def run(
         raise typer.Exit(code=1)
 
 
-def _follow(goal_id: uuid.UUID, *, timeout: float, live: bool):  # noqa: ANN202
+def _follow(goal_id: uuid.UUID, *, timeout: float, live: bool):
     from shared.cli.display import steps_table
 
     interval = get_settings().result_poll_interval_s
@@ -111,9 +111,9 @@ def _follow(goal_id: uuid.UUID, *, timeout: float, live: bool):  # noqa: ANN202
 @app.command()
 def batch(
     file: Annotated[Path, typer.Argument(help="Goals file: JSONL with 'id' and 'goal'.")],
-    limit: Annotated[Optional[int], typer.Option(help="Run only the first N goals.")] = None,  # noqa: UP045
+    limit: Annotated[Optional[int], typer.Option(help="Run only the first N goals.")] = None,
     output: Annotated[
-        Optional[Path],  # noqa: UP045
+        Optional[Path],
         typer.Option(help="Results file (default: DATA_DIR/results/<file>-<time>.jsonl)."),
     ] = None,
     provider: ProviderOption = None,
@@ -168,11 +168,11 @@ def batch(
 @app.command()
 def worker(
     concurrency: ConcurrencyOption = None,
-    pool: Annotated[Optional[str], typer.Option(help="threads or gevent (default: WORKER_POOL).")] = None,  # noqa: UP045,E501
+    pool: Annotated[Optional[str], typer.Option(help="threads or gevent (default: WORKER_POOL).")] = None,
     queues: Annotated[str, typer.Option(help="Queues to consume, comma-separated.")] = (
         f"{constants.STEPS_QUEUE},{constants.MAINTENANCE_QUEUE}"
     ),
-    name: Annotated[Optional[str], typer.Option(help="Worker name (before '@host').")] = None,  # noqa: UP045
+    name: Annotated[Optional[str], typer.Option(help="Worker name (before '@host').")] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
 ) -> None:
     """Start a worker process that plans goals and runs steps."""
@@ -198,8 +198,8 @@ def worker(
 
 @app.command()
 def gateway(
-    host: Annotated[Optional[str], typer.Option(help="Bind address (default: GATEWAY_HOST).")] = None,  # noqa: UP045,E501
-    port: Annotated[Optional[int], typer.Option(help="Port (default: GATEWAY_PORT).")] = None,  # noqa: UP045
+    host: Annotated[Optional[str], typer.Option(help="Bind address (default: GATEWAY_HOST).")] = None,
+    port: Annotated[Optional[int], typer.Option(help="Port (default: GATEWAY_PORT).")] = None,
     migrate_first: Annotated[bool, typer.Option("--migrate/--no-migrate",
                                                 help="Apply migrations first.")] = True,
 ) -> None:
@@ -278,7 +278,7 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or directorie
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="Benchmark: overhead.")],
+    name: Annotated[str, typer.Argument(help="Benchmark: overhead or rate-limit.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     quick: Annotated[bool, typer.Option(help="A smaller, faster run (for tests).")] = False,
 ) -> None:
@@ -302,20 +302,20 @@ def sim_llm(
     host: Annotated[str, typer.Option(help="Bind address (loopback only).")] = "127.0.0.1",
     latency: Annotated[list[str], typer.Option(
         help="Mean latency per purpose, PURPOSE=SECONDS (repeatable; default: the sim "
-             "provider's profile times SIM_LATENCY_SCALE).")] = [],  # noqa: B006
-    latency_jitter: Annotated[Optional[float], typer.Option(  # noqa: UP045
+             "provider's profile times SIM_LATENCY_SCALE).")] = [],
+    latency_jitter: Annotated[Optional[float], typer.Option(
         help="Relative latency spread (default: SIM_LATENCY_JITTER).")] = None,
-    rpm: Annotated[Optional[int], typer.Option(  # noqa: UP045
+    rpm: Annotated[Optional[int], typer.Option(
         envvar="SIM_LLM_RPM", help="Requests per window before 429.")] = None,
-    tpm: Annotated[Optional[int], typer.Option(  # noqa: UP045
+    tpm: Annotated[Optional[int], typer.Option(
         envvar="SIM_LLM_TPM", help="Tokens per window before 429.")] = None,
     window_s: Annotated[float, typer.Option(help="Rate-limit window (seconds).")] = 60.0,
     fault_rate: Annotated[list[str], typer.Option(
         envvar="SIM_LLM_FAULT_RATES",
-        help="FAULT=PROBABILITY, e.g. 500=0.05, timeout=0.01 (repeatable).")] = [],  # noqa: B006
+        help="FAULT=PROBABILITY, e.g. 500=0.05, timeout=0.01 (repeatable).")] = [],
     fault_sequence: Annotated[list[str], typer.Option(
         envvar="SIM_LLM_FAULT_SEQUENCE",
-        help="Faults of the first requests in order, e.g. 500,ok.")] = [],  # noqa: B006
+        help="Faults of the first requests in order, e.g. 500,ok.")] = [],
     seed: Annotated[int, typer.Option(envvar="SIM_LLM_SEED", help="RNG seed.")] = 0,
     retry_after_s: Annotated[float, typer.Option(
         help="Retry-After of injected 429s (seconds).")] = 1.0,

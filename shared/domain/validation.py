@@ -12,7 +12,7 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared.domain.models import Plan, StepKind, Step
+from shared.domain.models import Plan, Step, StepKind
 from shared.domain.refs import is_whole_reference
 from shared.errors import PlanInvalidError
 from shared.tools.registry import ToolRegistry

@@ -15,13 +15,13 @@ from sqlalchemy.engine import Connection
 
 from shared.domain.models import (
     Episode,
-    GoalStatus,
     Goal,
+    GoalStatus,
     LLMCallRecord,
     Plan,
     StepRun,
-    StepStatus,
     StepState,
+    StepStatus,
 )
 from shared.errors import GoalNotFoundError
 from shared.llm.base import Usage

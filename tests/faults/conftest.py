@@ -102,7 +102,7 @@ def cluster() -> Iterator[Cluster]:
             result.beat.wait()
         try:
             servers.stop()
-        except Exception:  # noqa: BLE001 - a stopped server may refuse a second stop
+        except Exception:
             servers.postgres.stop(mode="immediate")
             servers.redis.stop(kill=True)
         os.environ.clear()
@@ -111,7 +111,7 @@ def cluster() -> Iterator[Cluster]:
         get_settings.cache_clear()
 
 
-def wait_until(predicate, *, timeout: float, interval: float = 0.05) -> bool:  # noqa: ANN001
+def wait_until(predicate, *, timeout: float, interval: float = 0.05) -> bool:
     """Poll ``predicate()`` until true or ``timeout`` seconds pass; returns its last value."""
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:

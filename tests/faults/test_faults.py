@@ -81,7 +81,7 @@ def verify(cluster: Cluster, goal_ids: list[uuid.UUID], scenario: str,
     def all_final() -> bool:
         try:
             statuses = service.goal_statuses(goal_ids).values()
-        except Exception:  # noqa: BLE001 - the database may still be coming back
+        except Exception:
             dispose_engine()
             return False
         return all(GoalStatus(s).is_final for s in statuses)

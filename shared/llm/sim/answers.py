@@ -207,7 +207,7 @@ def compare_answer(goal: str, args: dict[str, Any]) -> str:
     choice = " or " in goal.lower() or re.match(
         r"\s*(?:q:\s*)?(?:which|who)\b", goal, re.IGNORECASE
     )
-    if _YES_NO.match(goal) and not (" or " in goal.lower()):
+    if _YES_NO.match(goal) and " or " not in goal.lower():
         return _yes_no(goal, labels, evidence, key_terms)
     if choice or _EARLY.search(goal) or _LATE.search(goal):
         return _choose(goal, labels, evidence, key_terms)

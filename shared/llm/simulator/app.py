@@ -165,7 +165,7 @@ async def _complete(request: Request, *, route: str) -> JSONResponse:
         await _stall(request, sim.config.timeout_sleep_s)
     try:
         data = await run_in_threadpool(sim.answer, call)
-    except Exception as exc:  # noqa: BLE001 - a payload the rules cannot read is a 400
+    except Exception as exc:
         return reply(400, error_body(400, f"cannot answer this payload: "
                                           f"{type(exc).__name__} (simulated)"))
     await asyncio.sleep(sim.latency_s(call.purpose))
