@@ -61,6 +61,7 @@ class _PlanBuilder:
     def add(
         self, kind: str, args: dict[str, Any], description: str, tool: str | None = None
     ) -> str:
+        """Append a step numbered after the last one; return its reference (``"$N"``)."""
         step: dict[str, Any] = {"id": len(self.steps) + 1, "kind": kind}
         if tool is not None:
             step["tool"] = tool
@@ -70,10 +71,12 @@ class _PlanBuilder:
         return f"${step['id']}"
 
     def search(self, query: str, description: str) -> str:
+        """Append a ``search`` lookup (query squeezed to one line); return its reference."""
         query = re.sub(r"\s+", " ", _text(query)).strip()[:MAX_QUERY_CHARS] or "information"
         return self.add("tool", {"query": query, "limit": SEARCH_LIMIT}, description, "search")
 
     def calculate(self, expression: str, description: str) -> str:
+        """Append a ``calculator`` step; return its reference."""
         return self.add("tool", {"expression": expression}, description, "calculator")
 
     def synthesize(self, args: dict[str, Any], description: str, rationale: str) -> dict[str, Any]:

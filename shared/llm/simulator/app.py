@@ -199,14 +199,17 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
 
     @app.post("/v1/chat/completions")
     async def chat_completions(request: Request) -> JSONResponse:
+        """OpenAI Chat Completions, answered by the ``sim`` model."""
         return await _complete(request, route="chat.completions")
 
     @app.post("/v1/messages")
     async def messages(request: Request) -> JSONResponse:
+        """Anthropic Messages, answered by the ``sim`` model through a tool_use block."""
         return await _complete(request, route="messages")
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:
+        """The simulated models, in OpenAI's or (with ``anthropic-version``) Anthropic's form."""
         ids = app.state.simulator.config.models
         if "anthropic-version" in request.headers:
             data = [{"type": "model", "id": m, "display_name": f"{m} (simulated)",
@@ -217,15 +220,18 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
 
     @app.get("/_stats")
     async def stats() -> dict[str, Any]:
+        """Counters since start or the last reset: requests, successes, 429s, faults."""
         return app.state.simulator.stats()
 
     @app.post("/_reset")
     async def reset() -> dict[str, Any]:
+        """Zero the counters and the rate-limit window."""
         app.state.simulator.reset()
         return app.state.simulator.stats()
 
     @app.post("/_faults")
     async def set_faults(request: Request) -> JSONResponse:
+        """Script faults: ``{"sequence": ["500", "ok"]}`` and/or ``{"rates": {"500": 0.05}}``."""
         sim: Simulator = app.state.simulator
         try:
             body = await request.json()

@@ -11,6 +11,7 @@ config = context.config
 
 
 def run_migrations_online() -> None:
+    """Run the migrations on the handed-over connection, or on ``sqlalchemy.url``."""
     connection = config.attributes.get("connection")
     if connection is not None:
         context.configure(connection=connection, target_metadata=target_metadata)
