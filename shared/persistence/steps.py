@@ -17,6 +17,7 @@ reconciler re-publishes them.
 
 from __future__ import annotations
 
+import json
 import uuid
 from dataclasses import dataclass
 from typing import Any
@@ -240,26 +241,36 @@ def release_step(connection: Connection, *, claim: ClaimedStep, worker: str,
     return bool(released)
 
 
-def renew_lease(
-    connection: Connection, *, claim: ClaimedStep, worker: str, lease_s: float
-) -> bool:
-    """Extend a running step's lease to ``lease_s`` seconds from now.
+_RENEW = text(
+    """
+    UPDATE steps s SET lease_expires_at = now() + make_interval(secs => :lease_s)
+    FROM jsonb_to_recordset(CAST(:held AS jsonb))
+         AS h(goal_id uuid, step_id integer, worker text, attempt integer)
+    WHERE s.goal_id = h.goal_id AND s.step_id = h.step_id AND s.status = 'running'
+      AND s.lease_owner = h.worker AND s.attempt = h.attempt
+    RETURNING s.goal_id, s.step_id
+    """
+)
+
+
+def renew_leases(
+    connection: Connection, *, held: list[tuple[ClaimedStep, str]], lease_s: float
+) -> set[tuple[uuid.UUID, int]]:
+    """Extend the leases of ``held`` ``(claim, worker)`` pairs to ``lease_s`` seconds from
+    now, in one statement.
 
     Returns:
-        False when ``worker`` no longer holds the step at ``claim.attempt`` (the lease
-        expired and another attempt took it over, or the goal ended).
+        ``(goal_id, step_id)`` of the leases renewed; a pair missing from it is no longer
+        held by its worker at its attempt (the lease expired and another attempt took
+        the step over, or the goal ended).
     """
-    return bool(
-        connection.execute(
-            text(
-                "UPDATE steps SET lease_expires_at = now() + make_interval(secs => :lease_s) "
-                "WHERE goal_id = :goal_id AND step_id = :step_id AND status = 'running' "
-                "AND lease_owner = :worker AND attempt = :attempt"
-            ),
-            {"goal_id": claim.goal_id, "step_id": claim.step_id, "worker": worker,
-             "attempt": claim.attempt, "lease_s": lease_s},
-        ).rowcount
-    )
+    payload = [
+        {"goal_id": str(claim.goal_id), "step_id": claim.step_id, "worker": worker,
+         "attempt": claim.attempt}
+        for claim, worker in held
+    ]
+    rows = connection.execute(_RENEW, {"lease_s": lease_s, "held": json.dumps(payload)})
+    return {(row.goal_id, row.step_id) for row in rows}
 
 
 def queued_steps(connection: Connection, *, goal_id: uuid.UUID) -> list[int]:
