@@ -127,6 +127,8 @@ class OpenAIProvider(VendorProvider):
 
     name = "openai"
     default_model = "gpt-4.1-mini"
+    # OpenAI's name for the output cap; OpenAI-compatible servers take ``max_tokens``.
+    output_cap_param = "max_completion_tokens"
 
     def _connection(self, settings: Settings) -> tuple[str, str]:
         """(base URL, key) from the settings."""
@@ -146,8 +148,8 @@ class OpenAIProvider(VendorProvider):
             messages=[{"role": "system", "content": request.system},
                       {"role": "user", "content": user_message(request)}],
             response_format=fmt,
-            max_completion_tokens=request.max_output_tokens,
             timeout=settings.llm_timeout_s,
+            **{self.output_cap_param: request.max_output_tokens},
         )
 
     def _attempt(self, request: LLMRequest, settings: Settings) -> Answer:

@@ -18,7 +18,6 @@ default model name), ``LLM_TIMEOUT_S``. Tokens are priced at 0 by default
 from __future__ import annotations
 
 import threading
-from typing import Any
 
 import openai as sdk
 
@@ -30,7 +29,6 @@ from shared.llm.providers.openai import (
     OpenAIProvider,
     read_completion,
     schema_format,
-    user_message,
 )
 
 NO_KEY_PLACEHOLDER = "not-needed"
@@ -44,6 +42,7 @@ class OpenAICompatibleProvider(OpenAIProvider):
     """A self-hosted OpenAI-compatible server."""
 
     name = "openai-compatible"
+    output_cap_param = "max_tokens"  # what vLLM, Ollama and LM Studio accept
 
     def __init__(self, settings: Settings | None = None) -> None:
         self.default_model = (settings or get_settings()).openai_compatible_model
@@ -56,17 +55,6 @@ class OpenAICompatibleProvider(OpenAIProvider):
         key = read_key(settings.openai_compatible_api_key, "OPENAI_COMPATIBLE_API_KEY",
                        required=False)
         return settings.openai_compatible_base_url, key or NO_KEY_PLACEHOLDER
-
-    def _create(self, client: sdk.OpenAI, request: LLMRequest,
-                fmt: dict[str, Any], settings: Settings) -> Any:
-        return client.chat.completions.create(
-            model=request.model,
-            messages=[{"role": "system", "content": request.system},
-                      {"role": "user", "content": user_message(request)}],
-            response_format=fmt,
-            max_tokens=request.max_output_tokens,
-            timeout=settings.llm_timeout_s,
-        )
 
     def _attempt(self, request: LLMRequest, settings: Settings) -> Answer:
         base_url, _ = self._connection(settings)
