@@ -6,7 +6,7 @@ import json
 import time
 import uuid
 from collections import deque
-from collections.abc import Callable, Iterator
+from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -130,11 +130,3 @@ def run_batch(
                     "answer": None, "error": "batch timed out before submission",
                     "tokens": 0, "cost_usd": 0.0, "steps": [], "latency_s": None})
     return results
-
-
-def iter_jsonl(path: Path) -> Iterator[dict[str, Any]]:
-    """Rows of a JSONL file."""
-    with path.open(encoding="utf-8") as handle:
-        for line in handle:
-            if line.strip():
-                yield json.loads(line)

@@ -27,9 +27,6 @@ from shared.errors import GoalNotFoundError
 from shared.llm.base import Usage
 from shared.persistence.tables import goals, llm_calls, plans, steps
 
-FINAL_GOAL = tuple(s.value for s in (GoalStatus.SUCCEEDED, GoalStatus.FAILED, GoalStatus.CANCELLED))
-
-
 def create_goal(
     connection: Connection,
     *,

@@ -271,16 +271,3 @@ def renew_leases(
     ]
     rows = connection.execute(_RENEW, {"lease_s": lease_s, "held": json.dumps(payload)})
     return {(row.goal_id, row.step_id) for row in rows}
-
-
-def queued_steps(connection: Connection, *, goal_id: uuid.UUID) -> list[int]:
-    """Ids of the goal's steps in status ``queued`` (their messages may need publishing)."""
-    return list(
-        connection.execute(
-            text(
-                "SELECT step_id FROM steps WHERE goal_id = :id AND status = 'queued' "
-                "ORDER BY step_id"
-            ),
-            {"id": goal_id},
-        ).scalars()
-    )
