@@ -18,8 +18,7 @@ from pydantic import BaseModel
 from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
-from shared import service
-from shared.config import get_settings
+from shared import goals
 from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.errors import (
     ConfigurationError,
@@ -30,6 +29,7 @@ from shared.errors import (
     ServiceUnavailableError,
 )
 from shared.persistence.db import get_engine
+from shared.settings import get_settings
 
 
 class GoalAccepted(BaseModel):
@@ -82,7 +82,7 @@ def create_app() -> FastAPI:
         is refused with 422.
         """
         try:
-            outcome = service.submit(body, idempotency_key=idempotency_key)
+            outcome = goals.submit(body, idempotency_key=idempotency_key)
         except (ConfigurationError, IdempotencyConflictError) as exc:
             raise HTTPException(status_code=422, detail=str(exc)) from None
         except PlanInvalidError as exc:
@@ -97,7 +97,7 @@ def create_app() -> FastAPI:
         """Cancel a goal: dispatch stops, queued steps are revoked, the goal becomes
         ``cancelled``. 409 if it had already ended."""
         try:
-            return service.cancel_goal(goal_id)
+            return goals.cancel_goal(goal_id)
         except GoalNotFoundError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from None
         except GoalAlreadyFinishedError as exc:
@@ -107,7 +107,7 @@ def create_app() -> FastAPI:
     def read(goal_id: uuid.UUID) -> Goal:
         """The goal's status, plan with per-step status and timings, answer and totals."""
         try:
-            return service.get_goal(goal_id)
+            return goals.get_goal(goal_id)
         except GoalNotFoundError as exc:
             raise HTTPException(status_code=404, detail=str(exc)) from None
 

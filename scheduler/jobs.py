@@ -2,14 +2,15 @@
 
 from __future__ import annotations
 
-from shared import constants, reconciler
+from scheduler import reconciler
+from shared import names
 from shared.celery_app import app
-from shared.config import get_settings
 from shared.persistence import maintenance
 from shared.persistence.db import get_engine
+from shared.settings import get_settings
 
 
-@app.task(name=constants.CLEAN_MEMORY)
+@app.task(name=names.CLEAN_MEMORY)
 def clean_memory() -> int:
     """Delete goals that finished more than ``memory_retention_days`` ago, with their
     plans, steps, step runs, LLM calls and episodes. Returns how many goals went."""
@@ -19,13 +20,13 @@ def clean_memory() -> int:
         )
 
 
-@app.task(name=constants.RECONCILE, ignore_result=True)
+@app.task(name=names.RECONCILE, ignore_result=True)
 def reconcile() -> dict[str, int | bool]:
     """One reconciler pass (see ``shared.persistence.reconcile``); returns its counts."""
     return reconciler.run_once().as_dict()
 
 
-@app.task(name=constants.ROLLUP_COSTS)
+@app.task(name=names.ROLLUP_COSTS)
 def rollup_costs() -> int:
     """Recompute per-day, per-provider, per-model cost totals for the last 2 days.
     Returns the number of rollup rows written."""

@@ -11,8 +11,8 @@ from typing import Any
 
 from celery import Celery
 
-from shared import constants
-from shared.config import Settings, get_settings
+from shared import names
+from shared.settings import Settings, get_settings
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -50,7 +50,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "broker_transport_options": visibility,
         "result_backend_transport_options": visibility,
         # Hard and soft limits are set per message from the step's kind (see
-        # worker.engine.dispatch); these are the ceiling for any other task.
+        # shared.messages); these are the ceiling for any other task.
         "task_time_limit": settings.longest_step_s,
         "task_soft_time_limit": settings.longest_step_s * 0.9,
         # When the broker connection drops, Redis will redeliver the messages of tasks
@@ -64,12 +64,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             "interval_max": 1.0,
         },
         "broker_connection_retry_on_startup": True,
-        "task_default_queue": constants.STEPS_QUEUE,
+        "task_default_queue": names.STEPS_QUEUE,
         "task_routes": {
-            constants.CLEAN_MEMORY: {"queue": constants.MAINTENANCE_QUEUE},
-            constants.ROLLUP_COSTS: {"queue": constants.MAINTENANCE_QUEUE},
-            constants.RECONCILE: {"queue": constants.MAINTENANCE_QUEUE},
-            constants.NOOP: {"queue": constants.BENCH_QUEUE},
+            names.CLEAN_MEMORY: {"queue": names.MAINTENANCE_QUEUE},
+            names.ROLLUP_COSTS: {"queue": names.MAINTENANCE_QUEUE},
+            names.RECONCILE: {"queue": names.MAINTENANCE_QUEUE},
+            names.NOOP: {"queue": names.BENCH_QUEUE},
         },
         # Task events feed Flower. Workers send them (received, started, succeeded);
         # "task-sent" events from publishers are left off: they double every publish.
@@ -80,7 +80,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> Celery:
     """Build the Celery app, listing the task modules by name (imported by workers only)."""
-    app = Celery("taskforce", include=list(constants.TASK_MODULES))
+    app = Celery("taskforce", include=list(names.TASK_MODULES))
     app.conf.update(celery_config(settings or get_settings()))
     return app
 
@@ -102,7 +102,7 @@ def send(task_name: str, *args: Any, task_id: str | None = None,
     """Publish one message for ``task_name`` with JSON arguments (ids only).
 
     Args:
-        task_name: A name from ``shared.constants``.
+        task_name: A name from ``shared.names``.
         *args: JSON-serialisable arguments.
         task_id: Celery task id; deterministic ids let a cancellation revoke them.
         **options: Other ``send_task`` options (``time_limit``, ``countdown``, ...).

@@ -29,9 +29,9 @@ os.environ.setdefault(
     str(Path(tempfile.mkdtemp(prefix="taskforce-tally-")) / "tally.log"),
 )
 
-from shared.cli import fleet as fleet_module
-from shared.config import get_settings
 from shared.domain.models import Goal, GoalRequest
+from shared.settings import get_settings
+from taskforce_cli import fleet as fleet_module
 
 REPO = Path(__file__).resolve().parents[1]
 GOALS_DIR = REPO / "examples" / "goals"
@@ -88,8 +88,8 @@ CANARY_KEY = f"sk-canary-{uuid.uuid4().hex}"
 def llm_simulator() -> Iterator[object]:
     """``taskforce sim-llm`` on loopback for the session, with the real providers pointed
     at it and canary keys (which must never show up in logs or stored rows)."""
-    from shared.llm.simulator.config import SimulatorConfig
-    from shared.llm.simulator.server import running
+    from taskforce_cli.vendor_sim.config import SimulatorConfig
+    from taskforce_cli.vendor_sim.server import running
 
     with running(SimulatorConfig(latency_s={}, retry_after_s=1.0)) as simulator:
         os.environ.update({
@@ -121,11 +121,11 @@ def workers(services: dict[str, str], llm_simulator) -> Iterator[list[fleet_modu
 
 def wait_for_goal(goal_id: uuid.UUID, *, timeout: float = 60.0) -> Goal:
     """Poll a goal until it ends; fail the test if it has not after ``timeout`` seconds."""
-    from shared import service
+    from shared import goals
 
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
-        view = service.get_goal(goal_id)
+        view = goals.get_goal(goal_id)
         if view.status.is_final:
             return view
         time.sleep(0.05)
@@ -135,10 +135,10 @@ def wait_for_goal(goal_id: uuid.UUID, *, timeout: float = 60.0) -> Goal:
 @pytest.fixture()
 def run_goal(workers):
     """Submit a goal and wait for it to end: ``run_goal(request, timeout=60) -> Goal``."""
-    from shared import service
+    from shared import goals
 
     def run(request: GoalRequest, *, timeout: float = 60.0, check: bool = True) -> Goal:
-        return wait_for_goal(service.submit_goal(request, check=check), timeout=timeout)
+        return wait_for_goal(goals.submit_goal(request, check=check), timeout=timeout)
 
     return run
 

@@ -9,8 +9,8 @@ from pathlib import Path
 import pytest
 from sqlalchemy import text
 
-from shared.cli.batch import read_goals, run_batch
-from shared.cli.results import summarize
+from taskforce_cli.batch import read_goals, run_batch
+from taskforce_cli.results import summarize
 from tests.conftest import GOALS_DIR
 
 pytestmark = pytest.mark.slow

@@ -5,7 +5,7 @@ from __future__ import annotations
 import pytest
 from pydantic import ValidationError
 
-from shared.config import Settings
+from shared.settings import Settings
 
 
 def test_database_urls_select_psycopg_3(monkeypatch: pytest.MonkeyPatch) -> None:

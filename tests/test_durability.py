@@ -13,12 +13,13 @@ import redis
 import uvicorn
 from sqlalchemy import text
 
-from shared import reconciler, service
-from shared.config import get_settings
+from scheduler import reconciler
+from shared import goals
 from shared.domain.models import GoalRequest, Plan
-from shared.embedded import free_port
 from shared.persistence import goals as goal_store
 from shared.persistence.db import get_engine
+from shared.settings import get_settings
+from taskforce_cli.embedded import free_port
 from tests.conftest import wait_for_goal
 from worker.tasks import check_redis_eviction_policy
 
@@ -150,9 +151,9 @@ def test_the_reconciler_publishes_what_a_crash_left_unpublished(workers, quick_r
 
 
 def test_the_reconciler_finishes_goals_and_fails_lost_steps(workers, quick_reconciler, db) -> None:
-    done = service.submit_goal(GoalRequest(goal="done", plan={"steps": [echo(1), synth(2, 1)]}))
+    done = goals.submit_goal(GoalRequest(goal="done", plan={"steps": [echo(1), synth(2, 1)]}))
     assert wait_for_goal(done).status == "succeeded"
-    lost = service.submit_goal(GoalRequest(goal="lost", plan={"steps": [echo(1, 0.5),
+    lost = goals.submit_goal(GoalRequest(goal="lost", plan={"steps": [echo(1, 0.5),
                                                                          synth(2, 1)]}))
     assert wait_for_goal(lost).status == "succeeded"
     with db.begin() as connection:
@@ -172,9 +173,9 @@ def test_the_reconciler_finishes_goals_and_fails_lost_steps(workers, quick_recon
     repairs = reconciler.run_once()
     assert done in repairs.goals_finished
     assert (lost, 1) in repairs.steps_failed
-    finished = service.get_goal(done)
+    finished = goals.get_goal(done)
     assert finished.status == "succeeded" and finished.answer.startswith("[simulated]")
-    failed = service.get_goal(lost)
+    failed = goals.get_goal(lost)
     assert failed.status == "failed"
     assert "worker_lost" in failed.error
     with db.connect() as connection:

@@ -7,7 +7,7 @@ import uuid
 
 from sqlalchemy import text
 
-from shared import constants
+from shared import names
 from shared.celery_app import send
 from shared.domain.models import GoalRequest
 from tests.support.tools import executions as tally_executions
@@ -50,7 +50,7 @@ def test_a_diamond_dag_completes_with_the_right_results(run_goal) -> None:
     assert results[2]["value"] == 42
     assert results[3]["value"] == 10
     assert results[4]["value"] == 32
-    assert view.answer.startswith(constants.SIMULATED_MARK)
+    assert view.answer.startswith(names.SIMULATED_MARK)
     assert all(step.status == "succeeded" for step in view.steps)
     assert view.tokens > 0  # the synthesis call is counted even with a ready-made plan
 
@@ -88,9 +88,9 @@ def test_independent_steps_overlap_in_time_across_worker_processes(run_goal, db)
 def test_the_same_step_message_delivered_twice_runs_the_tool_once(
     run_goal, db
 ) -> None:
-    from shared import service
+    from shared import goals
 
-    goal_id = service.submit_goal(GoalRequest(goal="twice", plan={"steps": [
+    goal_id = goals.submit_goal(GoalRequest(goal="twice", plan={"steps": [
         {"id": 1, "kind": "tool", "tool": "tally", "args": {"value": 1, "delay_s": 0.5}},
         synth(2, 1),
     ]}))
@@ -98,15 +98,15 @@ def test_the_same_step_message_delivered_twice_runs_the_tool_once(
     deadline = time.monotonic() + 30
     while executions(goal_id, 1) == 0 and time.monotonic() < deadline:
         time.sleep(0.01)
-    send(constants.RUN_STEP, str(goal_id), 1)
-    send(constants.RUN_STEP, str(goal_id), 1)
-    while not service.get_goal(goal_id).status.is_final and time.monotonic() < deadline:
+    send(names.RUN_STEP, str(goal_id), 1)
+    send(names.RUN_STEP, str(goal_id), 1)
+    while not goals.get_goal(goal_id).status.is_final and time.monotonic() < deadline:
         time.sleep(0.05)
     # And once more after it committed.
-    send(constants.RUN_STEP, str(goal_id), 1)
-    send(constants.RUN_STEP, str(goal_id), 2)
+    send(names.RUN_STEP, str(goal_id), 1)
+    send(names.RUN_STEP, str(goal_id), 2)
     time.sleep(1.0)
-    view = service.get_goal(goal_id)
+    view = goals.get_goal(goal_id)
     assert view.status == "succeeded", view.error
     assert executions(goal_id, 1) == 1
     runs = runs_of(db, goal_id)

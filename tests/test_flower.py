@@ -10,7 +10,7 @@ import time
 import httpx
 
 from shared.domain.models import GoalRequest
-from shared.embedded import free_port
+from taskforce_cli.embedded import free_port
 from tests.conftest import REPO
 
 
@@ -19,7 +19,7 @@ def test_flower_lists_the_workers_and_their_tasks(workers, run_goal, tmp_path) -
     port = free_port()
     log = (tmp_path / "flower.log").open("wb")
     flower = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli.main", "flower", "--port", str(port)],
+        [sys.executable, "-m", "taskforce_cli.main", "flower", "--port", str(port)],
         env={**os.environ, "FLOWER_UNAUTHENTICATED_API": "true"}, cwd=REPO,
         stdout=log, stderr=subprocess.STDOUT,
     )

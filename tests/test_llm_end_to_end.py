@@ -22,7 +22,7 @@ GOAL = "If Mariana Trench was 20% shallower and the Puerto Rico Trench was 20% d
 @pytest.mark.parametrize("provider", ["openai", "anthropic"])
 def test_run_json_completes_on_a_real_provider_with_tokens_and_cost(workers, provider) -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli.main", "run", GOAL, "--provider", provider,
+        [sys.executable, "-m", "taskforce_cli.main", "run", GOAL, "--provider", provider,
          "--json", "--workers", "0", "--timeout", "120"],
         capture_output=True, text=True, timeout=180, cwd=REPO, env=dict(os.environ),
     )

@@ -7,7 +7,7 @@ import time
 from sqlalchemy import text
 
 from scheduler.beat import BEAT_SCHEDULE
-from shared import constants
+from shared import names
 from shared.celery_app import send
 from shared.domain.models import GoalRequest
 
@@ -23,7 +23,7 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:  # noqa: ANN001
 
 def test_beat_schedules_every_maintenance_job() -> None:
     assert {entry["task"] for entry in BEAT_SCHEDULE.values()} == {
-        constants.RECONCILE, constants.ROLLUP_COSTS, constants.CLEAN_MEMORY}
+        names.RECONCILE, names.ROLLUP_COSTS, names.CLEAN_MEMORY}
 
 
 def test_costs_are_rolled_up_per_day_provider_and_model(run_goal, db) -> None:  # noqa: ANN001
@@ -34,7 +34,7 @@ def test_costs_are_rolled_up_per_day_provider_and_model(run_goal, db) -> None:  
             "SELECT count(*), sum(input_tokens), sum(output_tokens) FROM llm_calls "
             "WHERE provider = 'sim' AND created_at::date = (now() AT TIME ZONE 'UTC')::date"
         )).one()
-    send(constants.ROLLUP_COSTS)
+    send(names.ROLLUP_COSTS)
 
     def rolled_up() -> tuple | None:
         with db.connect() as connection:
@@ -55,7 +55,7 @@ def test_old_finished_goals_are_cleaned_with_everything_they_hold(run_goal, db) 
     with db.begin() as connection:
         connection.execute(text("UPDATE goals SET finished_at = now() - interval '400 days' "
                                 "WHERE id = :id"), {"id": old.id})
-    send(constants.CLEAN_MEMORY)
+    send(names.CLEAN_MEMORY)
 
     def gone() -> bool:
         with db.connect() as connection:

@@ -10,10 +10,11 @@ from pathlib import Path
 import yaml
 from typer.main import get_command
 
-from shared.cli.main import app
+from taskforce_cli.main import app
 
 REPO = Path(__file__).resolve().parents[1]
 CLI_COMMANDS = set(get_command(app).commands)
+PACKAGES = ("shared", "worker", "scheduler", "api_gateway", "taskforce_cli")
 
 
 def _taskforce_command(argv: list[str]) -> str:
@@ -22,16 +23,15 @@ def _taskforce_command(argv: list[str]) -> str:
 
 
 def test_top_level_packages_resolve_to_this_repository() -> None:
-    for name in ("shared", "worker", "scheduler", "api_gateway"):
+    for name in PACKAGES:
         module = importlib.import_module(name)
         assert Path(module.__file__).resolve().parent == REPO / name
 
 
 def test_the_console_script_is_the_cli() -> None:
     project = tomllib.loads((REPO / "pyproject.toml").read_text())
-    assert project["project"]["scripts"]["taskforce"] == "shared.cli.main:app"
-    assert set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]) == {
-        "shared", "worker", "scheduler", "api_gateway"}
+    assert project["project"]["scripts"]["taskforce"] == "taskforce_cli.main:app"
+    assert set(project["tool"]["hatch"]["build"]["targets"]["wheel"]["packages"]) == set(PACKAGES)
 
 
 def test_every_procfile_command_exists() -> None:
@@ -56,6 +56,6 @@ def test_every_compose_service_runs_an_existing_command() -> None:
 
 def test_the_image_copies_every_package() -> None:
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
-    for name in ("shared", "worker", "scheduler", "api_gateway"):
+    for name in PACKAGES:
         assert f"COPY {name} ./{name}" in dockerfile
     assert "uv sync --locked" in dockerfile

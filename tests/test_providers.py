@@ -20,7 +20,6 @@ from email.utils import format_datetime
 
 import pytest
 
-from shared.config import get_settings
 from shared.domain.validation import validate_plan
 from shared.errors import (
     ConfigurationError,
@@ -34,10 +33,11 @@ from shared.llm.base import LLMResult
 from shared.llm.pricing import PRICES, cost_usd, price_for
 from shared.llm.providers import KNOWN_PROVIDERS, get_provider
 from shared.llm.providers import openai_compatible as compatible_module
-from shared.llm.sim import heuristics
-from shared.llm.simulator.config import SimulatorConfig
-from shared.llm.simulator.server import RunningSimulator, running
+from shared.llm.providers.sim import heuristics
+from shared.settings import get_settings
 from shared.tools.registry import default_registry
+from taskforce_cli.vendor_sim.config import SimulatorConfig
+from taskforce_cli.vendor_sim.server import RunningSimulator, running
 
 GOAL = "Were Scott Derrickson and Ed Wood of the same nationality?"
 CANARY = f"sk-canary-{uuid.uuid4()}"

@@ -19,11 +19,11 @@ import pytest
 import redis
 from pydantic import ValidationError
 
-from shared.config import RateLimit, Settings, get_settings, parse_rate_limits
 from shared.errors import RateLimitedError, RetryableLLMError
 from shared.llm import ratelimit
 from shared.llm.base import LLMRequest
 from shared.llm.ratelimit import RateLimiter, acquire_llm_capacity, estimate_tokens
+from shared.settings import RateLimit, Settings, get_settings, parse_rate_limits
 
 PROVIDER, MODEL = "openai", "gpt-test"
 INTERVAL_S = 0.1  # 600 requests per minute

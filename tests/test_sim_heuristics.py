@@ -17,15 +17,15 @@ import pytest
 from shared.domain.models import StepKind
 from shared.domain.refs import resolve
 from shared.domain.validation import step_depths, validate_plan
-from shared.llm.sim import answers, goal_parsing, heuristics, movies, quantities
-from shared.llm.sim.heuristics import plan_for_goal, synthesize_answer, validate_output
+from shared.llm.providers.sim import answers, goal_parsing, heuristics, movies, quantities
+from shared.llm.providers.sim.heuristics import plan_for_goal, synthesize_answer, validate_output
 from shared.tools.calculator import evaluate
 from shared.tools.registry import build_registry
 from shared.tools.search import first_number
 
 REPO = Path(__file__).parents[1]
 GOALS = REPO / "examples" / "goals"
-CORPUS = REPO / "shared" / "corpus" / "world_facts.jsonl"
+CORPUS = REPO / "taskforce_cli" / "corpus" / "world_facts.jsonl"
 SIM_MODULES = (heuristics, goal_parsing, quantities, answers, movies)
 
 # Measured when this was written: movies 362/362, HotpotQA 1057/1065 (99.2%) with two

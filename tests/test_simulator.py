@@ -17,16 +17,16 @@ from collections.abc import Iterator
 import httpx
 import pytest
 
-from shared.config import get_settings
 from shared.errors import ConfigurationError
 from shared.llm import roles
 from shared.llm.providers import get_provider
-from shared.llm.simulator.config import SimulatorConfig, parse_latencies
-from shared.llm.simulator.faults import FaultInjector, parse_rates, parse_sequence
-from shared.llm.simulator.limits import RateLimiter
-from shared.llm.simulator.server import RunningSimulator, running
 from shared.llm.wire import with_payload_block
+from shared.settings import get_settings
 from shared.tools.registry import default_registry
+from taskforce_cli.vendor_sim.config import SimulatorConfig, parse_latencies
+from taskforce_cli.vendor_sim.faults import FaultInjector, parse_rates, parse_sequence
+from taskforce_cli.vendor_sim.limits import RateLimiter
+from taskforce_cli.vendor_sim.server import RunningSimulator, running
 
 GOAL = "What is 17 * 23?"
 AUTH = {"authorization": "Bearer sim"}
@@ -245,7 +245,7 @@ def _free_port() -> int:
 def test_the_cli_serves_the_simulator() -> None:
     port = _free_port()
     process = subprocess.Popen(
-        [sys.executable, "-m", "shared.cli.main", "sim-llm", "--port", str(port),
+        [sys.executable, "-m", "taskforce_cli.main", "sim-llm", "--port", str(port),
          "--latency", "plan=0,validate=0,synthesize=0", "--fault-sequence", "500,ok",
          "--loglevel", "warning"],
         stdout=subprocess.DEVNULL, stderr=subprocess.PIPE)
@@ -270,6 +270,6 @@ def test_the_cli_serves_the_simulator() -> None:
 
 def test_the_cli_refuses_a_public_address() -> None:
     result = subprocess.run(
-        [sys.executable, "-m", "shared.cli.main", "sim-llm", "--host", "0.0.0.0"],
+        [sys.executable, "-m", "taskforce_cli.main", "sim-llm", "--host", "0.0.0.0"],
         check=False, capture_output=True, text=True, timeout=60)
     assert result.returncode == 2 and "loopback" in result.stderr

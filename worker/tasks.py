@@ -1,21 +1,23 @@
-"""Celery tasks of the worker: thin wrappers that pass ids to :mod:`worker.engine`."""
+"""Celery tasks of the worker: thin wrappers that pass ids to :mod:`worker.planner` and :mod:`worker.execution`."""
 
 from __future__ import annotations
 
 import logging
+import os
+import threading
 
 import redis
 from celery.signals import worker_init, worker_process_init, worker_process_shutdown
 
-from shared import constants
+from shared import names
 from shared.celery_app import app
-from shared.config import get_settings
 from shared.errors import ConfigurationError
 from shared.persistence.db import dispose_engine
-from shared.redis_client import bench_counter
-from worker import engine
+from shared.settings import get_settings
+from worker import execution, planner
 
 log = logging.getLogger(__name__)
+_bench_clients = threading.local()
 
 
 def check_redis_eviction_policy(url: str) -> str | None:
@@ -63,20 +65,29 @@ def _close_connections(**_: object) -> None:
     dispose_engine()
 
 
-@app.task(name=constants.PLAN_GOAL)
+@app.task(name=names.PLAN_GOAL)
 def plan_goal(goal_id: str) -> None:
     """Plan the goal ``goal_id`` (UUID text) and dispatch its root steps."""
-    engine.plan_goal(goal_id)
+    planner.plan_goal(goal_id)
 
 
-@app.task(name=constants.RUN_STEP)
+@app.task(name=names.RUN_STEP)
 def run_step(goal_id: str, step_id: int) -> None:
     """Run step ``step_id`` of goal ``goal_id`` and dispatch what it made ready."""
-    engine.run_step(goal_id, step_id)
+    execution.run_step(goal_id, step_id)
 
 
-@app.task(name=constants.NOOP)
+@app.task(name=names.NOOP)
 def noop(counter_key: str) -> None:
     """The raw-Celery baseline of ``taskforce bench overhead``: nothing but one Redis
     ``INCR`` of ``counter_key``, so the benchmark can tell when every task has run."""
-    bench_counter().incr(counter_key)
+    _bench_counter().incr(counter_key)
+
+
+def _bench_counter() -> redis.Redis:
+    """A Redis client for this thread and process (made on first use, never at import)."""
+    client = getattr(_bench_clients, "client", None)
+    if client is None or getattr(_bench_clients, "pid", None) != os.getpid():
+        client = redis.Redis.from_url(get_settings().redis_url or "")
+        _bench_clients.client, _bench_clients.pid = client, os.getpid()
+    return client

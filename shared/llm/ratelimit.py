@@ -44,10 +44,10 @@ from functools import lru_cache
 
 import redis
 
-from shared.config import RateLimit, get_settings
-from shared.constants import RATE_LIMIT_PREFIX
 from shared.errors import ConfigurationError, RateLimitedError, ServiceUnavailableError
 from shared.llm.base import LLMRequest
+from shared.names import RATE_LIMIT_PREFIX
+from shared.settings import RateLimit, get_settings
 
 log = logging.getLogger(__name__)
 

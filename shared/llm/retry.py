@@ -43,8 +43,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from shared.config import get_settings
 from shared.errors import LLMError, LLMRetriesExhaustedError, RetryableLLMError
+from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -16,8 +16,8 @@ from pathlib import Path
 from sqlalchemy import create_engine
 from sqlalchemy.engine import Connection, Engine
 
-from shared.config import get_settings
 from shared.errors import ConfigurationError
+from shared.settings import get_settings
 
 _lock = threading.Lock()
 _engine: Engine | None = None

@@ -27,6 +27,7 @@ from shared.errors import GoalNotFoundError
 from shared.llm.base import Usage
 from shared.persistence.tables import goals, llm_calls, plans, steps
 
+
 def create_goal(
     connection: Connection,
     *,

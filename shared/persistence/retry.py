@@ -23,8 +23,8 @@ from tenacity import (
     wait_exponential_jitter,
 )
 
-from shared.config import get_settings
 from shared.persistence.db import autocommit, get_engine
+from shared.settings import get_settings
 
 T = TypeVar("T")
 log = logging.getLogger(__name__)

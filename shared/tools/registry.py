@@ -70,6 +70,6 @@ def build_registry(extra_modules: Iterable[str] = ()) -> ToolRegistry:
 
 def default_registry() -> ToolRegistry:
     """The registry for this process: built-ins plus the settings' ``tool_modules``."""
-    from shared.config import get_settings
+    from shared.settings import get_settings
 
     return build_registry(get_settings().tool_modules)

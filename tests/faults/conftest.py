@@ -18,12 +18,12 @@ from pathlib import Path
 
 import pytest
 
-from shared import service
-from shared.cli import fleet
-from shared.config import get_settings
+from shared import goals
 from shared.domain.models import GoalRequest
-from shared.embedded import EmbeddedServices
 from shared.persistence.db import migrate
+from shared.settings import get_settings
+from taskforce_cli import fleet
+from taskforce_cli.embedded import EmbeddedServices
 
 FAULT_SETTINGS = {
     "STEP_LEASE_S": "2",
@@ -62,7 +62,7 @@ class Cluster:
     def start_beat(self) -> None:
         log = (self.directory / "logs" / "beat.log").open("ab")
         self.beat = subprocess.Popen(
-            [sys.executable, "-m", "shared.cli.main", "beat", "--loglevel", "INFO"],
+            [sys.executable, "-m", "taskforce_cli.main", "beat", "--loglevel", "INFO"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
         )
         log.close()
@@ -72,7 +72,7 @@ class Cluster:
                          for p in (self.directory / "logs").glob("*.log"))
 
     def submit(self, plans: list[dict]) -> list[uuid.UUID]:
-        return [service.submit_goal(GoalRequest(goal=f"fault goal {i}", plan=plan))
+        return [goals.submit_goal(GoalRequest(goal=f"fault goal {i}", plan=plan))
                 for i, plan in enumerate(plans)]
 
 

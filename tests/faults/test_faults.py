@@ -23,10 +23,10 @@ import pytest
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
-from shared import service
-from shared.cli.fleet import use_environment
+from shared import goals
 from shared.domain.models import GoalStatus
 from shared.persistence.db import dispose_engine, get_engine
+from taskforce_cli.fleet import use_environment
 from tests.faults.conftest import Cluster, wait_until
 from tests.support.tools import read_tally
 
@@ -80,7 +80,7 @@ def verify(cluster: Cluster, goal_ids: list[uuid.UUID], scenario: str,
 
     def all_final() -> bool:
         try:
-            statuses = service.goal_statuses(goal_ids).values()
+            statuses = goals.goal_statuses(goal_ids).values()
         except Exception:
             dispose_engine()
             return False
@@ -88,9 +88,9 @@ def verify(cluster: Cluster, goal_ids: list[uuid.UUID], scenario: str,
 
     finished = wait_until(all_final, timeout=timeout, interval=0.2)
     recovery_s = time.monotonic() - started
-    statuses = service.goal_statuses(goal_ids)
+    statuses = goals.goal_statuses(goal_ids)
     assert finished, Counter(statuses.values())
-    failures = {g: service.get_goal(g).error for g, s in statuses.items() if s != "succeeded"}
+    failures = {g: goals.get_goal(g).error for g, s in statuses.items() if s != "succeeded"}
     assert not failures
 
     with get_engine().connect() as connection:

@@ -7,9 +7,9 @@ import its SDK, and no client exists before a call needs one.
 
 from __future__ import annotations
 
-from shared.config import get_settings
 from shared.errors import ConfigurationError
 from shared.llm.base import LLMProvider
+from shared.settings import get_settings
 
 KNOWN_PROVIDERS = ("sim", "openai", "anthropic", "openai-compatible")
 
@@ -25,7 +25,7 @@ def get_provider(name: str | None = None) -> LLMProvider:
     """
     name = name or get_settings().default_provider
     if name == "sim":
-        from shared.llm.sim.provider import SimProvider
+        from shared.llm.providers.sim.provider import SimProvider
 
         return SimProvider()
     if name == "openai":

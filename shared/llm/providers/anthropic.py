@@ -23,7 +23,6 @@ from typing import Any
 
 import anthropic as sdk
 
-from shared.config import Settings
 from shared.errors import LLMError
 from shared.llm.base import LLMRequest, Usage
 from shared.llm.providers.common import (
@@ -35,6 +34,7 @@ from shared.llm.providers.common import (
     sdk_error,
 )
 from shared.llm.wire import SIM_MESSAGE_ID_PREFIX, with_payload_block
+from shared.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
 

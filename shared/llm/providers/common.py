@@ -29,10 +29,10 @@ from typing import Any, NamedTuple
 
 from pydantic import SecretStr
 
-from shared.config import Settings, get_settings
 from shared.errors import ConfigurationError, LLMError, MalformedOutputError, RetryableLLMError
 from shared.llm.base import LLMRequest, LLMResult, Usage
 from shared.llm.retry import call_with_retries, status_error
+from shared.settings import Settings, get_settings
 
 _CLIENTS: dict[tuple[str, str, str], Any] = {}
 _CLIENTS_LOCK = threading.Lock()

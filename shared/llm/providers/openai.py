@@ -22,7 +22,6 @@ from typing import Any
 
 import openai as sdk
 
-from shared.config import Settings
 from shared.errors import LLMError
 from shared.llm.base import LLMRequest, Usage
 from shared.llm.providers.common import (
@@ -34,6 +33,7 @@ from shared.llm.providers.common import (
     sdk_error,
 )
 from shared.llm.wire import SIM_FINGERPRINT, with_payload_block
+from shared.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
 

@@ -21,7 +21,6 @@ import threading
 
 import openai as sdk
 
-from shared.config import Settings, get_settings
 from shared.errors import ConfigurationError
 from shared.llm.base import LLMRequest
 from shared.llm.providers.common import Answer, read_key, sdk_error
@@ -30,6 +29,7 @@ from shared.llm.providers.openai import (
     read_completion,
     schema_format,
 )
+from shared.settings import Settings, get_settings
 
 NO_KEY_PLACEHOLDER = "not-needed"
 JSON_OBJECT = {"type": "json_object"}

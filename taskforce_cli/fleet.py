@@ -14,13 +14,13 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared import celery_app
-from shared.config import get_settings
-from shared.embedded import EmbeddedServices
 from shared.errors import ConfigurationError, ServiceUnavailableError
 from shared.persistence.db import dispose_engine, get_engine, migrate
 from shared.persistence.documents import insert_documents, read_documents
+from shared.settings import get_settings
+from taskforce_cli.embedded import EmbeddedServices
 
-SAMPLE_CORPUS = Path(__file__).resolve().parents[1] / "corpus"
+SAMPLE_CORPUS = Path(__file__).resolve().with_name("corpus")
 WORKER_READY_TIMEOUT_S = 60.0
 
 
@@ -63,7 +63,7 @@ def start_worker(
     """Start ``taskforce worker`` as a child process named ``name`` (logs under log_dir)."""
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
-    command = [sys.executable, "-m", "shared.cli.main", "worker", "--name", name]
+    command = [sys.executable, "-m", "taskforce_cli.main", "worker", "--name", name]
     if concurrency:
         command += ["--concurrency", str(concurrency)]
     if queues:

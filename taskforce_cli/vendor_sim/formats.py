@@ -12,7 +12,7 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
-from shared.llm.sim.provider import simulated_tokens
+from shared.llm.providers.sim.provider import simulated_tokens
 from shared.llm.wire import SIM_FINGERPRINT, SIM_MESSAGE_ID_PREFIX, read_payload_block
 
 

@@ -46,12 +46,12 @@ import httpx
 import redis
 from rich.console import Console
 
-from shared import constants, service
-from shared.cli.fleet import local_fleet, start_worker, wait_for_workers
-from shared.config import get_settings
+from shared import goals, names
 from shared.domain.models import GoalRequest
 from shared.errors import ServiceUnavailableError, TaskforceError
 from shared.llm.providers import get_provider
+from shared.settings import get_settings
+from taskforce_cli.fleet import local_fleet, start_worker, wait_for_workers
 
 LIMIT_RPM = 600
 WORKERS = 4
@@ -88,7 +88,7 @@ def _simulator(*, per_window: int, window_s: float, log_path: Path) -> Iterator[
             :data:`SIM_STARTUP_TIMEOUT_S` seconds.
     """
     port = _free_port()
-    command = [sys.executable, "-m", "shared.cli.main", "sim-llm", "--port", str(port),
+    command = [sys.executable, "-m", "taskforce_cli.main", "sim-llm", "--port", str(port),
                "--rpm", str(per_window), "--window-s", str(window_s), "--loglevel", "warning"]
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
@@ -137,12 +137,12 @@ class _Feeder:
     def tick(self) -> None:
         """Count the goals that ended since the last tick, then top up."""
         if self.in_flight:
-            for goal_id, status in service.goal_statuses(self.in_flight).items():
+            for goal_id, status in goals.goal_statuses(self.in_flight).items():
                 if status in ("succeeded", "failed", "cancelled"):
                     self.in_flight.discard(goal_id)
                     self.ended[status] = self.ended.get(status, 0) + 1
         while len(self.in_flight) < self.target:
-            self.in_flight.add(service.submit_goal(GoalRequest(
+            self.in_flight.add(goals.submit_goal(GoalRequest(
                 goal=next(self._texts), provider="openai", model=self.model)))
 
     def run_for(self, seconds: float) -> None:
@@ -156,7 +156,7 @@ class _Feeder:
         """Cancel the goals still in flight (best effort)."""
         for goal_id in self.in_flight:
             with contextlib.suppress(TaskforceError):
-                service.cancel_goal(goal_id)
+                goals.cancel_goal(goal_id)
 
 
 def _delta(before: dict[str, Any], after: dict[str, Any]) -> dict[str, Any]:
@@ -238,6 +238,6 @@ def _limiter_keys(redis_url: str | None) -> int:
     """How many fleet rate-limit keys exist now: 0 means no worker is throttling."""
     client = redis.Redis.from_url(redis_url or "")
     try:
-        return sum(1 for _ in client.scan_iter(f"{constants.RATE_LIMIT_PREFIX}*"))
+        return sum(1 for _ in client.scan_iter(f"{names.RATE_LIMIT_PREFIX}*"))
     finally:
         client.close()

@@ -25,13 +25,13 @@ from fastapi import FastAPI, Request
 from fastapi.responses import JSONResponse
 from starlette.concurrency import run_in_threadpool
 
-from shared.config import Settings
 from shared.llm.base import LLMRequest
-from shared.llm.sim.provider import SimProvider, simulated_tokens
-from shared.llm.simulator import faults as fault_names
-from shared.llm.simulator.config import SimulatorConfig
-from shared.llm.simulator.faults import FaultInjector, status_of
-from shared.llm.simulator.formats import (
+from shared.llm.providers.sim.provider import SimProvider, simulated_tokens
+from shared.settings import Settings
+from taskforce_cli.vendor_sim import faults as fault_names
+from taskforce_cli.vendor_sim.config import SimulatorConfig
+from taskforce_cli.vendor_sim.faults import FaultInjector, status_of
+from taskforce_cli.vendor_sim.formats import (
     SimCall,
     WireError,
     anthropic_call,
@@ -41,7 +41,7 @@ from shared.llm.simulator.formats import (
     openai_error,
     openai_response,
 )
-from shared.llm.simulator.limits import RateLimiter, retry_after_header
+from taskforce_cli.vendor_sim.limits import RateLimiter, retry_after_header
 
 
 class Simulator:

@@ -5,10 +5,10 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from shared.config import get_settings
-from shared.dispatch import publish_plan, publish_steps
+from shared.messages import publish_plan, publish_steps
 from shared.persistence import retry as db_retry
 from shared.persistence.reconcile import Repairs, reconcile
+from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 

@@ -27,10 +27,10 @@ from typing import Any
 
 from shared.domain.refs import referenced_steps
 from shared.errors import ToolError
-from shared.llm.sim import answers
-from shared.llm.sim.goal_parsing import compared_pair, lookup_names
-from shared.llm.sim.movies import movie_request
-from shared.llm.sim.quantities import NumericGoal, parse_numeric_goal
+from shared.llm.providers.sim import answers
+from shared.llm.providers.sim.goal_parsing import compared_pair, lookup_names
+from shared.llm.providers.sim.movies import movie_request
+from shared.llm.providers.sim.quantities import NumericGoal, parse_numeric_goal
 from shared.tools.calculator import evaluate
 
 MAX_QUERY_CHARS = 500

@@ -1,7 +1,7 @@
 """The ``sim`` provider: a deterministic simulated LLM that ships with Taskforce.
 
 It is the default when no API key is configured. It answers from the structured
-``payload`` of each request using the rules in :mod:`shared.llm.sim.heuristics`, sleeps
+``payload`` of each request using the rules in :mod:`shared.llm.providers.sim.heuristics`, sleeps
 for a simulated latency, counts simulated tokens, and marks everything it produces as
 simulated. It never reads reference answers.
 """
@@ -12,10 +12,10 @@ import hashlib
 import json
 import time
 
-from shared.config import Settings, get_settings
-from shared.constants import SIMULATED_MARK
 from shared.llm.base import LLMRequest, LLMResult, Usage
-from shared.llm.sim import heuristics, replanning
+from shared.llm.providers.sim import heuristics, replanning
+from shared.names import SIMULATED_MARK
+from shared.settings import Settings, get_settings
 
 # Rough tokens per character of English text and JSON, as OpenAI's tokenizer guide
 # states ("one token generally corresponds to ~4 characters of text").

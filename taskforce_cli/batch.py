@@ -13,11 +13,11 @@ from typing import Any
 
 from pydantic import ValidationError
 
-from shared import service
-from shared.cli.results import result_object
-from shared.config import get_settings
+from shared import goals
 from shared.domain.models import GoalRequest, GoalStatus
 from shared.errors import ConfigurationError
+from shared.settings import get_settings
+from taskforce_cli.results import result_object
 
 # Fields of a goals file that are passed on to the goal's metadata. Reference answers
 # are deliberately not among them: nothing that runs a goal ever sees them.
@@ -106,7 +106,7 @@ def run_batch(
             advance(result["status"])
 
         def write(goal_id: uuid.UUID) -> None:
-            view = service.get_goal(goal_id)
+            view = goals.get_goal(goal_id)
             result = result_object(view)
             result["goal_id"] = result.pop("id")
             latency = (
@@ -117,8 +117,8 @@ def run_batch(
         while (waiting or in_flight) and time.monotonic() < deadline:
             while waiting and len(in_flight) < max_in_flight:
                 item = waiting.popleft()
-                in_flight[service.submit_goal(item.request)] = item
-            for goal_id, status in service.goal_statuses(list(in_flight)).items():
+                in_flight[goals.submit_goal(item.request)] = item
+            for goal_id, status in goals.goal_statuses(list(in_flight)).items():
                 if GoalStatus(status).is_final:
                     write(goal_id)
             if in_flight:

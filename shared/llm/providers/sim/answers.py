@@ -13,8 +13,8 @@ import re
 from collections import Counter
 from typing import Any
 
-from shared.llm.sim.goal_parsing import DEMONYMS
-from shared.llm.sim.movies import movie_request
+from shared.llm.providers.sim.goal_parsing import DEMONYMS
+from shared.llm.providers.sim.movies import movie_request
 
 _STOPWORDS = frozenset(
     """

@@ -11,7 +11,7 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass, field
 
-from shared.llm.sim.goal_parsing import Mention, compared_pair, name_mentions
+from shared.llm.providers.sim.goal_parsing import Mention, compared_pair, name_mentions
 
 # --- modifiers -------------------------------------------------------------------
 

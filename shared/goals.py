@@ -14,8 +14,6 @@ from sqlalchemy.engine import Connection
 
 from shared.celery_app import app as celery_app
 from shared.celery_app import plan_task_id, step_task_id
-from shared.config import get_settings
-from shared.dispatch import publish_plan
 from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.domain.validation import validate_plan
 from shared.errors import (
@@ -26,9 +24,11 @@ from shared.errors import (
     ServiceUnavailableError,
 )
 from shared.llm.providers import KNOWN_PROVIDERS, get_provider
+from shared.messages import publish_plan
 from shared.persistence import goals as goal_store
 from shared.persistence import retry as db_retry
 from shared.persistence.db import get_engine
+from shared.settings import get_settings
 from shared.tools.registry import default_registry
 
 log = logging.getLogger(__name__)

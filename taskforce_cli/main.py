@@ -21,9 +21,9 @@ from rich.console import Console
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared import constants, service
-from shared.config import get_settings
+from shared import goals, names
 from shared.errors import TaskforceError
+from shared.settings import get_settings
 
 app = typer.Typer(
     help="Taskforce: distributed task-queue workers for LLM agents.",
@@ -63,15 +63,15 @@ def run(
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the goal.")] = 600.0,
 ) -> None:
     """Submit one goal, show its DAG's progress, print the answer and its steps."""
-    from shared.cli.display import steps_table
-    from shared.cli.fleet import local_fleet
-    from shared.cli.results import result_object
     from shared.domain.models import GoalRequest
+    from taskforce_cli.display import steps_table
+    from taskforce_cli.fleet import local_fleet
+    from taskforce_cli.results import result_object
 
     try:
         request = GoalRequest(goal=goal, provider=provider, model=model)
         with local_fleet(workers=workers, concurrency=concurrency):
-            goal_id = service.submit_goal(request)
+            goal_id = goals.submit_goal(request)
             view = _follow(goal_id, timeout=timeout, live=not as_json)
     except TaskforceError as exc:
         _fail(str(exc))
@@ -89,18 +89,18 @@ def run(
 
 
 def _follow(goal_id: uuid.UUID, *, timeout: float, live: bool):
-    from shared.cli.display import steps_table
+    from taskforce_cli.display import steps_table
 
     interval = get_settings().result_poll_interval_s
     deadline = time.monotonic() + timeout
-    view = service.get_goal(goal_id)
+    view = goals.get_goal(goal_id)
     display = Live(steps_table(view), console=err, refresh_per_second=8, transient=True)
     if live:
         display.start()
     try:
         while not view.status.is_final and time.monotonic() < deadline:
             time.sleep(interval)
-            view = service.get_goal(goal_id)
+            view = goals.get_goal(goal_id)
             display.update(steps_table(view))
     finally:
         if live:
@@ -126,10 +126,10 @@ def batch(
     as_json: Annotated[bool, typer.Option("--json", help="Print the summary as JSON.")] = False,
 ) -> None:
     """Run a file of goals; write one result per goal and print a summary."""
-    from shared.cli.batch import read_goals, run_batch
-    from shared.cli.display import summary_table
-    from shared.cli.fleet import local_fleet
-    from shared.cli.results import summarize
+    from taskforce_cli.batch import read_goals, run_batch
+    from taskforce_cli.display import summary_table
+    from taskforce_cli.fleet import local_fleet
+    from taskforce_cli.results import summarize
 
     try:
         items = read_goals(file, limit=limit, provider=provider, model=model)
@@ -170,7 +170,7 @@ def worker(
     concurrency: ConcurrencyOption = None,
     pool: Annotated[Optional[str], typer.Option(help="threads or gevent (default: WORKER_POOL).")] = None,
     queues: Annotated[str, typer.Option(help="Queues to consume, comma-separated.")] = (
-        f"{constants.STEPS_QUEUE},{constants.MAINTENANCE_QUEUE}"
+        f"{names.STEPS_QUEUE},{names.MAINTENANCE_QUEUE}"
     ),
     name: Annotated[Optional[str], typer.Option(help="Worker name (before '@host').")] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
@@ -247,7 +247,7 @@ def migrate() -> None:
 @app.command()
 def reconcile() -> None:
     """Run one reconciler pass now (beat runs it every RECONCILE_INTERVAL_S)."""
-    from shared.reconciler import run_once
+    from scheduler.reconciler import run_once
 
     try:
         counts = run_once().as_dict()
@@ -259,9 +259,9 @@ def reconcile() -> None:
 @app.command()
 def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or directories.")]) -> None:
     """Load documents for the search tool (.jsonl, .txt, .md, .rst; directories too)."""
-    from shared.cli.fleet import servers
     from shared.persistence.db import get_engine
     from shared.persistence.documents import insert_documents, read_documents
+    from taskforce_cli.fleet import servers
 
     try:
         with servers():
@@ -283,7 +283,7 @@ def bench(
     quick: Annotated[bool, typer.Option(help="A smaller, faster run (for tests).")] = False,
 ) -> None:
     """Run a benchmark and print its figures."""
-    from shared.cli import bench as benchmarks
+    from taskforce_cli import bench as benchmarks
 
     try:
         figures = benchmarks.run(name, quick=quick, progress=None if as_json else err)
@@ -327,9 +327,9 @@ def sim_llm(
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "info",
 ) -> None:
     """Serve a simulated OpenAI/Anthropic API on loopback (answers like the sim provider)."""
-    from shared.llm.simulator.config import SimulatorConfig, parse_latencies
-    from shared.llm.simulator.faults import parse_rates, parse_sequence
-    from shared.llm.simulator.server import serve
+    from taskforce_cli.vendor_sim.config import SimulatorConfig, parse_latencies
+    from taskforce_cli.vendor_sim.faults import parse_rates, parse_sequence
+    from taskforce_cli.vendor_sim.server import serve
 
     settings = get_settings()
     scale = settings.sim_latency_scale

@@ -1,6 +1,6 @@
-"""``taskforce bench NAME``: benchmarks, each measured side by side in one run.
+"""``taskforce bench overhead``: what Taskforce adds to raw Celery, measured side by side.
 
-``overhead`` measures, on one Redis and one set of worker processes:
+It measures, on one Redis and one set of worker processes:
 
 * ``noop_throughput_ratio``: no-op steps per second through Taskforce (each one claimed,
   committed and dispatched through Postgres) over raw Celery no-op tasks per second.
@@ -21,15 +21,14 @@ from typing import Any
 import redis
 from rich.console import Console
 
-from shared import constants, service
+from shared import goals, names
 from shared.celery_app import app as celery_app
-from shared.cli.bench_ratelimit import rate_limit
-from shared.cli.fleet import local_fleet
-from shared.config import get_settings
 from shared.domain.models import GoalRequest
-from shared.errors import ConfigurationError, ServiceUnavailableError
+from shared.errors import ServiceUnavailableError
+from shared.settings import get_settings
+from taskforce_cli.fleet import local_fleet
 
-NOOP_COUNTER = f"{constants.REDIS_PREFIX}bench:noop"
+NOOP_COUNTER = f"{names.REDIS_PREFIX}bench:noop"
 STEPS_PER_GOAL = 16  # the default fan-out cap: one goal is 16 no-op steps and a synthesis
 
 # Fixed DAG for the makespan measurement: step -> (seconds, dependencies). Its critical
@@ -79,7 +78,7 @@ def _wait_goals(goal_ids: list[uuid.UUID], timeout_s: float) -> None:
     deadline = time.monotonic() + timeout_s
     pending = set(goal_ids)
     while pending and time.monotonic() < deadline:
-        statuses = service.goal_statuses(pending)
+        statuses = goals.goal_statuses(pending)
         failed = [g for g, s in statuses.items() if s in ("failed", "cancelled")]
         if failed:
             raise ServiceUnavailableError(f"benchmark goal {failed[0]} did not succeed")
@@ -95,7 +94,7 @@ def raw_noop_rate(count: int) -> float:
     client.delete(NOOP_COUNTER)
     started = time.perf_counter()
     for _ in range(count):
-        celery_app.send_task(constants.NOOP, args=[NOOP_COUNTER])
+        celery_app.send_task(names.NOOP, args=[NOOP_COUNTER])
     deadline = time.monotonic() + 600
     while int(client.get(NOOP_COUNTER) or 0) < count and time.monotonic() < deadline:
         time.sleep(0.005)
@@ -104,21 +103,21 @@ def raw_noop_rate(count: int) -> float:
     return count / elapsed
 
 
-def taskforce_noop_rate(goals: int) -> float:
-    """Taskforce: ``goals`` goals of 16 no-op steps and a synthesis each (sim, no latency);
+def taskforce_noop_rate(goal_count: int) -> float:
+    """Taskforce: ``goal_count`` goals of 16 no-op steps and a synthesis each (sim, no latency);
     steps per second from the first submission until every goal succeeded."""
     started = time.perf_counter()
-    ids = [service.submit_goal(GoalRequest(goal="bench no-op", plan=_noop_plan()), check=False)
-           for _ in range(goals)]
+    ids = [goals.submit_goal(GoalRequest(goal="bench no-op", plan=_noop_plan()), check=False)
+           for _ in range(goal_count)]
     _wait_goals(ids, timeout_s=600)
-    return goals * (STEPS_PER_GOAL + 1) / (time.perf_counter() - started)
+    return goal_count * (STEPS_PER_GOAL + 1) / (time.perf_counter() - started)
 
 
 def makespan_ratio() -> tuple[float, float]:
     """Run the fixed DAG once; return (makespan in seconds, makespan / critical path)."""
-    goal_id = service.submit_goal(GoalRequest(goal="bench makespan", plan=_makespan_plan()))
+    goal_id = goals.submit_goal(GoalRequest(goal="bench makespan", plan=_makespan_plan()))
     _wait_goals([goal_id], timeout_s=120)
-    view = service.get_goal(goal_id)
+    view = goals.get_goal(goal_id)
     first = min(s.started_at for s in view.steps if s.started_at)
     makespan = (view.finished_at - first).total_seconds()
     return makespan, makespan / critical_path_s(MAKESPAN_DAG)
@@ -127,16 +126,16 @@ def makespan_ratio() -> tuple[float, float]:
 def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
     """Both overhead figures, measured in one run on the same servers and workers."""
     say = progress.print if progress else (lambda *_: None)
-    goals = 10 if quick else 60
+    goal_count = 10 if quick else 60
     rounds = 3 if quick else 5
     makespan_runs = 2 if quick else 5
     os.environ["SIM_LATENCY_SCALE"] = "0"  # the workers below inherit it
     get_settings.cache_clear()
     settings = get_settings()
     worker_count = 2
-    queues = f"{constants.STEPS_QUEUE},{constants.BENCH_QUEUE}"
+    queues = f"{names.STEPS_QUEUE},{names.BENCH_QUEUE}"
     with local_fleet(workers=0) as fleet:
-        from shared.cli.fleet import start_worker, wait_for_workers
+        from taskforce_cli.fleet import start_worker, wait_for_workers
 
         log_dir = settings.data_dir.resolve() / "logs"
         fleet.workers.extend(
@@ -149,8 +148,8 @@ def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
         taskforce_noop_rate(3)
         raw_rates, tf_rates = [], []
         for index in range(rounds):  # interleaved, so drift on a shared machine hits both
-            raw_rates.append(raw_noop_rate(goals * (STEPS_PER_GOAL + 1)))
-            tf_rates.append(taskforce_noop_rate(goals))
+            raw_rates.append(raw_noop_rate(goal_count * (STEPS_PER_GOAL + 1)))
+            tf_rates.append(taskforce_noop_rate(goal_count))
             say(f"round {index + 1}/{rounds}: raw {raw_rates[-1]:.0f}/s, "
                 f"taskforce {tf_rates[-1]:.0f}/s")
         spans = []
@@ -166,26 +165,9 @@ def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
         "raw_celery_noop_per_s": round(raw, 1),
         "taskforce_noop_steps_per_s": round(ours, 1),
         "noop_throughput_ratio": round(ours / raw, 3),
-        "noop_tasks_per_round": goals * (STEPS_PER_GOAL + 1),
+        "noop_tasks_per_round": goal_count * (STEPS_PER_GOAL + 1),
         "critical_path_s": critical_path_s(MAKESPAN_DAG),
         "makespan_s": round(statistics.median(s for s, _ in spans), 3),
         "makespan_over_critical_path": round(statistics.median(r for _, r in spans), 4),
     }
 
-
-BENCHMARKS = {"overhead": overhead, "rate-limit": rate_limit}
-
-
-def run(name: str, *, quick: bool = False, progress: Console | None = None) -> dict[str, Any]:
-    """Run the benchmark ``name`` and return its figures.
-
-    Raises:
-        ConfigurationError: No benchmark has that name.
-    """
-    try:
-        benchmark = BENCHMARKS[name]
-    except KeyError:
-        raise ConfigurationError(
-            f"unknown benchmark {name!r} (available: {', '.join(sorted(BENCHMARKS))})"
-        ) from None
-    return benchmark(quick=quick, progress=progress)

@@ -9,10 +9,10 @@ from __future__ import annotations
 import logging
 import uuid
 
-from shared import constants
+from shared import names
 from shared.celery_app import plan_task_id, send, send_many, step_task_id
-from shared.config import get_settings
 from shared.domain.models import StepKind
+from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
@@ -49,7 +49,7 @@ def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]], *,
             "countdown": countdown,
         }))
     try:
-        send_many(constants.RUN_STEP, messages)
+        send_many(names.RUN_STEP, messages)
     except Exception:
         log.warning("publishing steps %s of goal %s failed; the reconciler will publish "
                     "them", [s for s, _ in steps], goal_id, exc_info=True)
@@ -64,5 +64,5 @@ def publish_plan(goal_id: uuid.UUID | str, *, countdown: float | None = None) ->
         kombu.exceptions.OperationalError: The broker cannot be reached.
     """
     hard = get_settings().llm_step_time_limit_s
-    send(constants.PLAN_GOAL, str(goal_id), task_id=plan_task_id(str(goal_id)),
+    send(names.PLAN_GOAL, str(goal_id), task_id=plan_task_id(str(goal_id)),
          soft_time_limit=hard * 0.9, time_limit=hard, countdown=countdown)

@@ -13,8 +13,8 @@ from dataclasses import dataclass
 import uvicorn
 
 from shared.errors import ConfigurationError
-from shared.llm.simulator.app import Simulator, create_app
-from shared.llm.simulator.config import SimulatorConfig
+from taskforce_cli.vendor_sim.app import Simulator, create_app
+from taskforce_cli.vendor_sim.config import SimulatorConfig
 
 
 def _check_loopback(host: str) -> None:

@@ -1,0 +1,30 @@
+"""``taskforce bench NAME``: benchmarks, each measured side by side in one run and
+recorded in ``docs/benchmarks.md``. One module per benchmark; :data:`BENCHMARKS` names
+them for the command line."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from rich.console import Console
+
+from shared.errors import ConfigurationError
+from taskforce_cli.bench.overhead import overhead
+from taskforce_cli.bench.ratelimit import rate_limit
+
+BENCHMARKS = {"overhead": overhead, "rate-limit": rate_limit}
+
+
+def run(name: str, *, quick: bool = False, progress: Console | None = None) -> dict[str, Any]:
+    """Run the benchmark ``name`` and return its figures.
+
+    Raises:
+        ConfigurationError: No benchmark has that name.
+    """
+    try:
+        benchmark = BENCHMARKS[name]
+    except KeyError:
+        raise ConfigurationError(
+            f"unknown benchmark {name!r} (available: {', '.join(sorted(BENCHMARKS))})"
+        ) from None
+    return benchmark(quick=quick, progress=progress)

@@ -1,0 +1,189 @@
+"""Running one step: claim it, run it by kind, commit its result, dispatch dependents.
+
+A ``tool`` step calls its tool (retried on :class:`RetryableToolError` only); a
+``validate`` step asks the goal's LLM for a verdict on an earlier output; a
+``synthesize`` step asks it for the answer, which ends the goal. See
+:mod:`shared.persistence.steps` and ``docs/architecture.md`` for the step protocol.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import time
+import uuid
+from typing import Any
+
+from pydantic import ValidationError
+from sqlalchemy.engine import Connection
+from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+
+from shared.domain.models import GoalStatus, StepKind
+from shared.domain.refs import resolve
+from shared.errors import (
+    BudgetExceededError,
+    ConfigurationError,
+    LLMError,
+    RateLimitedError,
+    ReferenceError_,
+    RetryableToolError,
+    ToolError,
+)
+from shared.llm import roles
+from shared.messages import publish_plan, publish_steps, time_limits_s
+from shared.persistence import goals as goal_store
+from shared.persistence import retry as db_retry
+from shared.persistence import steps as step_store
+from shared.persistence.db import get_engine
+from shared.settings import get_settings
+from shared.tools.base import ToolContext
+from worker.leases import LeaseKeeper
+from worker.metering import metered_call
+from worker.process_state import registry, worker_identity
+
+log = logging.getLogger(__name__)
+
+
+@retry(
+    retry=retry_if_exception_type(RetryableToolError),
+    stop=stop_after_attempt(3),
+    wait=wait_exponential_jitter(multiplier=0.5, max=10.0, jitter=0.5),
+    reraise=True,
+)
+def _call_tool(name: str, args: dict[str, Any], ctx: ToolContext) -> Any:
+    return registry().get(name).call(args, ctx)
+
+
+def _simulated_tool_latency_s(claim: step_store.ClaimedStep) -> float:
+    """Simulated round trip (seconds) for a remote tool in a ``sim`` goal, else 0."""
+    settings = get_settings()
+    if claim.provider != "sim" or not registry().get(claim.tool or "").remote:
+        return 0.0
+    return settings.sim_tool_latency_s * settings.sim_latency_scale
+
+
+def _execute(claim: step_store.ClaimedStep) -> Any:
+    """Run a claimed step and return its JSON output.
+
+    Raises:
+        ToolError, LLMError, ReferenceError_, ValidationError: The step failed for good.
+    """
+    args = resolve(claim.args, claim.inputs)
+    kind = StepKind(claim.kind)
+    if kind is StepKind.TOOL:
+        ctx = ToolContext(
+            goal_id=str(claim.goal_id), step_id=claim.step_id, attempt=claim.attempt,
+            engine=get_engine(),
+        )
+        output = _call_tool(claim.tool or "", args, ctx)
+        delay = _simulated_tool_latency_s(claim)
+        if delay and isinstance(output, dict):
+            time.sleep(delay)
+            output = output | {"simulated_latency_s": round(delay, 4)}
+        return output
+    if kind is StepKind.VALIDATE:
+        request = roles.validate_request(
+            claim.goal_text, model=claim.model,
+            criteria=str(args.get("criteria", "the output answers its step")),
+            target=args.get("target"),
+        )
+        result = metered_call(goal_id=claim.goal_id, step_id=claim.step_id,
+                           provider_name=claim.provider, model=claim.model, request=request)
+        verdict = roles.parse_output(result, roles.Verdict)
+        if not verdict.ok:
+            raise ToolError(f"validation_failed: {verdict.reason}")
+        return verdict.model_dump() | {"simulated": result.simulated}
+    request = roles.synthesize_request(claim.goal_text, model=claim.model, args=args)
+    result = metered_call(goal_id=claim.goal_id, step_id=claim.step_id,
+                       provider_name=claim.provider, model=claim.model, request=request)
+    answer = roles.parse_output(result, roles.Answer)
+    return {"answer": answer.answer, "simulated": result.simulated}
+
+
+def _step_failed(gid: uuid.UUID, claim: step_store.ClaimedStep, worker: str,
+                 error: str, *, may_replan: bool) -> None:
+    """Record a step's final failure; replan the goal if it has a replan left, else end
+    it ``failed``. A budget stop (``budget_exceeded:``) is never replanned."""
+    settings = get_settings()
+
+    def work(connection: Connection) -> bool:
+        if not step_store.fail_step(connection, claim=claim, worker=worker, error=error):
+            return False
+        if may_replan and goal_store.begin_replan(connection, goal_id=gid,
+                                                  max_replans=settings.max_replans):
+            return True
+        reason = error if error.startswith("budget_exceeded:") else (
+            f"step_failed: step {claim.step_id}: {error}")
+        goal_store.finish_goal(connection, goal_id=gid, status=GoalStatus.FAILED,
+                               error=reason)
+        return False
+
+    if db_retry.run(work):
+        try:
+            publish_plan(gid)
+        except Exception:
+            log.warning("publishing the replan of goal %s failed", gid, exc_info=True)
+
+
+def run_step(goal_id: str, step_id: int) -> None:
+    """Claim, run and commit one step, then dispatch the dependents it made ready.
+
+    Safe to deliver twice: a second delivery finds the step claimed (under a live
+    lease) or done, and returns. While the step runs its lease is renewed; every
+    database phase is retried through connection failures, and dependents are published
+    only after the commit. A step refused by the fleet's rate limit goes back on the
+    queue with a countdown. A step that fails for good triggers a replan (up to
+    ``MAX_REPLANS``), after which the goal ends ``failed`` with the step's error.
+    """
+    gid = uuid.UUID(goal_id)
+    settings = get_settings()
+    worker = worker_identity()
+    claim = db_retry.run(
+        lambda c: step_store.claim_step(
+            c, goal_id=gid, step_id=step_id, worker=worker,
+            lease_s=settings.step_lease_s, max_attempts=settings.step_max_attempts),
+        transactional=False,
+    )
+    if claim is None:
+        log.info("step %s/%s not claimable (done, running or goal ended)", goal_id, step_id)
+        return
+    _, hard_limit = time_limits_s(claim.kind)
+    try:
+        with LeaseKeeper(claim, worker=worker, lease_s=settings.step_lease_s,
+                         time_limit_s=hard_limit):
+            output = _execute(claim)
+    except RateLimitedError as exc:
+        reason, countdown = str(exc), exc.retry_after_s
+        db_retry.run(lambda c: step_store.release_step(c, claim=claim, worker=worker,
+                                                       reason=reason))
+        publish_steps(gid, [(step_id, claim.kind)], countdown=countdown)
+        return
+    except BudgetExceededError as exc:
+        _step_failed(gid, claim, worker, str(exc), may_replan=False)
+        return
+    except (ToolError, LLMError, ReferenceError_, ValidationError, ConfigurationError) as exc:
+        _step_failed(gid, claim, worker, _describe(claim, exc), may_replan=True)
+        return
+
+    result_json = json.dumps(output)
+
+    def commit(connection: Connection) -> step_store.Completion:
+        done = step_store.complete_step(connection, claim=claim, worker=worker,
+                                        result_json=result_json)
+        if done.committed and claim.kind == StepKind.SYNTHESIZE and done.goal_status == "running":
+            # The answer, the goal's end and its episode commit together.
+            goal_store.finish_goal(connection, goal_id=gid, status=GoalStatus.SUCCEEDED,
+                                   answer=output["answer"])
+        return done
+
+    done = db_retry.run(commit, transactional=claim.kind == StepKind.SYNTHESIZE)
+    if done.ready:
+        publish_steps(gid, done.ready)
+
+
+def _describe(claim: step_store.ClaimedStep, exc: Exception) -> str:
+    if isinstance(exc, ValidationError):
+        first = exc.errors(include_url=False)[0]
+        where = ".".join(str(p) for p in first["loc"])
+        return f"bad arguments for {claim.tool}: {where}: {first['msg']}"
+    return str(exc) or type(exc).__name__

@@ -1,0 +1,128 @@
+"""The planner: turn a goal into a validated plan (a DAG of steps) and start it.
+
+``plan_goal`` runs once per goal and again for each replan. The goal's LLM proposes the
+plan through the ``plan`` role (:mod:`shared.llm.roles`); a ready-made plan from the
+request is taken as is. Either way the plan is validated before anything is stored, an
+invalid LLM answer gets one repair attempt, and the steps that can start are published
+only after the plan commits.
+"""
+
+from __future__ import annotations
+
+import json
+import logging
+import uuid
+from typing import Any
+
+from sqlalchemy.engine import Connection
+
+from shared.domain.models import GoalStatus, Plan
+from shared.domain.validation import validate_plan
+from shared.errors import (
+    BudgetExceededError,
+    MalformedOutputError,
+    PlanInvalidError,
+    RateLimitedError,
+    TaskforceError,
+)
+from shared.llm import roles
+from shared.messages import publish_plan, publish_steps
+from shared.persistence import goals as goal_store
+from shared.persistence import retry as db_retry
+from shared.settings import get_settings
+from worker.metering import metered_call
+from worker.process_state import registry
+
+log = logging.getLogger(__name__)
+
+
+def _finish(goal_id: uuid.UUID, status: GoalStatus, *, error: str | None = None) -> None:
+    def work(connection: Connection) -> None:
+        goal_store.lock_goal(connection, goal_id=goal_id)
+        goal_store.finish_goal(connection, goal_id=goal_id, status=status, error=error)
+
+    db_retry.run(work)
+
+
+def _obtain_plan(
+    gid: uuid.UUID, goal: dict[str, Any], context: dict[str, Any] | None,
+) -> Plan:
+    """The goal's ready-made plan, or the LLM's, validated; one repair attempt for an
+    answer that is not valid JSON or breaks a plan rule.
+
+    Raises:
+        PlanInvalidError: The plan (after its repair attempt) is still invalid.
+        BudgetExceededError, RateLimitedError, LLMError: From the planning call.
+    """
+    settings = get_settings()
+    completed = frozenset(c["id"] for c in context["completed"]) if context else frozenset()
+    used = frozenset(context["used_step_ids"]) if context else frozenset()
+
+    def check(raw: dict[str, Any]) -> Plan:
+        return validate_plan(raw, registry=registry(), max_steps=settings.max_plan_steps,
+                             max_fan_out=settings.max_fan_out, completed=completed,
+                             used_ids=used)
+
+    if goal["requested_plan"] is not None and context is None:
+        return check(goal["requested_plan"])
+    repair: dict[str, Any] | None = None
+    for attempt in (1, 2):
+        request = roles.plan_request(goal["text"], model=goal["model"], registry=registry(),
+                                     replan=context, repair=repair)
+        try:
+            result = metered_call(goal_id=gid, step_id=None, provider_name=goal["provider"],
+                               model=goal["model"], request=request)
+            return check({k: v for k, v in result.data.items() if k in ("steps", "rationale")})
+        except MalformedOutputError as exc:
+            problem, previous = f"the answer is not valid JSON: {exc}", exc.raw
+        except PlanInvalidError as exc:
+            problem, previous = exc.reason, json.dumps(result.data)[:2_000]
+        if attempt == 2:
+            raise PlanInvalidError(f"{problem} (after one repair attempt)")
+        log.info("plan for goal %s rejected (%s); asking for a repair", gid, problem)
+        repair = {"error": problem, "previous": previous}
+    raise AssertionError("unreachable")
+
+
+def plan_goal(goal_id: str) -> None:
+    """Ask the goal's LLM for a plan (or take the goal's ready-made one), validate it,
+    store it, and dispatch the steps that can start.
+
+    For a replan, the planner sees the steps that succeeded and may reuse their outputs
+    by id; they are not run again. An invalid plan (after one repair attempt) ends the
+    goal ``failed`` with ``plan_invalid: <reason>`` before any step of it is stored or
+    enqueued. A second delivery of the same message does nothing.
+    """
+    gid = uuid.UUID(goal_id)
+    settings = get_settings()
+    goal = db_retry.run(
+        lambda c: goal_store.claim_goal_for_planning(
+            c, goal_id=gid, stale_after_s=settings.planning_stale_s),
+        transactional=False,
+    )
+    if goal is None:
+        log.info("goal %s is not pending: plan_goal delivered again, nothing to do", goal_id)
+        return
+    context = None
+    if goal["plan_version"] > 0:
+        context = db_retry.run(lambda c: goal_store.replan_context(c, goal_id=gid))
+    try:
+        plan = _obtain_plan(gid, goal, context)
+    except RateLimitedError as exc:
+        db_retry.run(lambda c: goal_store.defer_planning(c, goal_id=gid))
+        publish_plan(gid, countdown=exc.retry_after_s)
+        return
+    except BudgetExceededError as exc:
+        _finish(gid, GoalStatus.FAILED, error=str(exc))
+        return
+    except PlanInvalidError as exc:
+        _finish(gid, GoalStatus.FAILED, error=f"plan_invalid: {exc.reason}")
+        return
+    except TaskforceError as exc:
+        _finish(gid, GoalStatus.FAILED, error=f"planner_failed: {exc}")
+        return
+    completed = frozenset(c["id"] for c in context["completed"]) if context else frozenset()
+    roots = db_retry.run(
+        lambda c: goal_store.start_plan(c, goal_id=gid, plan=plan, completed=completed))
+    if roots:
+        publish_steps(gid, roots)
