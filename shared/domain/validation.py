@@ -8,6 +8,7 @@ from __future__ import annotations
 
 from collections import defaultdict
 from collections.abc import Mapping
+from graphlib import CycleError, TopologicalSorter
 from typing import Any
 
 from pydantic import ValidationError
@@ -72,32 +73,20 @@ def _check_kind(step: Step, registry: ToolRegistry) -> None:
 
 
 def _topological_order(steps: Mapping[int, Step]) -> list[int]:
-    indegree = {sid: len(step.dependencies & steps.keys()) for sid, step in steps.items()}
-    dependents: dict[int, list[int]] = defaultdict(list)
-    for sid, step in steps.items():
-        for dep in step.dependencies & steps.keys():
-            dependents[dep].append(sid)
-    ready = sorted(sid for sid, n in indegree.items() if n == 0)
-    order: list[int] = []
-    while ready:
-        sid = ready.pop(0)
-        order.append(sid)
-        for child in sorted(dependents[sid]):
-            indegree[child] -= 1
-            if indegree[child] == 0:
-                ready.append(child)
-    if len(order) != len(steps):
-        # What Kahn's algorithm leaves holds the cycles plus the steps downstream of
-        # them; peel off steps nothing left depends on to keep only the cycles.
-        remaining = {sid for sid, n in indegree.items() if n > 0}
-        while True:
-            needed = {dep for sid in remaining for dep in steps[sid].dependencies & remaining}
-            leaves = remaining - needed
-            if not leaves:
-                break
-            remaining -= leaves
-        raise PlanInvalidError(f"dependency cycle among steps {sorted(remaining)}")
-    return order
+    """Step ids, each after all of its dependencies (graphlib's order).
+
+    Raises:
+        PlanInvalidError: The dependencies form a cycle; the message names its steps in
+            order, as :class:`graphlib.CycleError` reports it.
+    """
+    sorter = TopologicalSorter({sid: step.dependencies & steps.keys()
+                                for sid, step in steps.items()})
+    try:
+        return list(sorter.static_order())
+    except CycleError as exc:
+        cycle = exc.args[1]
+        raise PlanInvalidError(
+            "dependency cycle: " + " -> ".join(f"step {sid}" for sid in cycle)) from None
 
 
 def step_depths(plan: Plan, completed: frozenset[int] = frozenset()) -> dict[int, int]:
