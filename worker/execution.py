@@ -17,7 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from shared.domain.models import GoalStatus, StepKind
 from shared.domain.refs import resolve
@@ -27,8 +27,8 @@ from shared.errors import (
     LLMError,
     RateLimitedError,
     ReferenceError_,
-    RetryableToolError,
     ToolError,
+    is_retryable,
 )
 from shared.llm import roles
 from shared.messages import publish_plan, publish_steps, time_limits_s
@@ -47,7 +47,7 @@ _NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped 
 
 
 @retry(
-    retry=retry_if_exception_type(RetryableToolError),
+    retry=retry_if_exception(is_retryable),
     stop=stop_after_attempt(3),
     wait=wait_exponential_jitter(multiplier=0.5, max=10.0, jitter=0.5),
     reraise=True,

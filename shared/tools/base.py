@@ -11,7 +11,7 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
-from shared.errors import RetryableToolError, TaskforceError, ToolError
+from shared.errors import RetryableToolError, ToolError, is_retryable
 
 MAX_ERROR_CHARS = 300
 # ``scheme://user:password@host`` in a driver's message: the credentials are cut out.
@@ -74,7 +74,7 @@ class Tool:
         model = self.input_model.model_validate(args)
         try:
             return self.run(model, ctx)
-        except TaskforceError:
+        except ToolError:
             raise
         except Exception as exc:
             raise tool_failure(self.name, exc) from None
@@ -83,11 +83,12 @@ class Tool:
 def tool_failure(tool: str, exc: BaseException) -> ToolError:
     """The :class:`ToolError` that stands for an unexpected exception raised by ``tool``:
     ``"<tool> failed: <Type>: <first line of the message>"`` (at most 300 characters of
-    message). Transient database failures give a :class:`RetryableToolError`."""
+    message). Transient failures (of a database, or a Taskforce error marked retryable)
+    give a :class:`RetryableToolError`."""
     original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
     lines = str(original).strip().splitlines()
     message = _CREDENTIALS.sub(r"\1***@", lines[0] if lines else "")[:MAX_ERROR_CHARS]
     text = f"{tool} failed: {type(exc).__name__}" + (f": {message}" if message else "")
-    transient = isinstance(exc, OperationalError | InterfaceError) or (
+    transient = is_retryable(exc) or isinstance(exc, OperationalError | InterfaceError) or (
         isinstance(exc, DBAPIError) and exc.connection_invalidated)
     return RetryableToolError(text) if transient else ToolError(text)
