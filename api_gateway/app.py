@@ -1,8 +1,9 @@
 """FastAPI application: ``POST /v1/goals``, ``GET /v1/goals/{id}``, ``GET /healthz``.
 
 The gateway only validates, writes the goal row and enqueues ``plan_goal`` by name; it
-never runs planner or step code. When Redis or Postgres cannot be reached it answers
-503 with a reason, never 500.
+never runs planner or step code. Errors map by kind (:mod:`shared.errors`): a client's
+bad request answers 422 with the reason (404 for an unknown goal, 409 for one already
+ended); Redis or Postgres out of reach answers 503 with ``Retry-After``, never 500.
 """
 
 from __future__ import annotations
@@ -11,7 +12,7 @@ import uuid
 from typing import Annotated
 
 import redis
-from fastapi import FastAPI, Header, HTTPException, Request, Response, status
+from fastapi import FastAPI, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
@@ -20,16 +21,11 @@ from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared import goals
 from shared.domain.models import Goal, GoalRequest, GoalStatus
-from shared.errors import (
-    ConfigurationError,
-    GoalAlreadyFinishedError,
-    GoalNotFoundError,
-    IdempotencyConflictError,
-    PlanInvalidError,
-    ServiceUnavailableError,
-)
+from shared.errors import ConfigurationError, RequestError, TransientError
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
+
+RETRY_AFTER_S = 2  # what a 503 asks clients to wait (seconds): a Postgres or Redis blip
 
 
 class GoalAccepted(BaseModel):
@@ -48,22 +44,29 @@ def create_app() -> FastAPI:
         description="Submit goals for LLM agents and follow their DAG of steps.",
     )
 
+    @app.exception_handler(RequestError)
+    async def _bad_request(_: Request, exc: RequestError) -> JSONResponse:
+        # 422 with the reason; 404 for an unknown goal, 409 for one already ended.
+        return JSONResponse(status_code=exc.http_status, content={"detail": exc.detail()})
+
     @app.exception_handler(OperationalError)
     @app.exception_handler(DBAPIError)
     async def _database_down(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            status_code=503, content={"detail": "database unavailable, try again shortly"},
-            headers={"Retry-After": "2"},
-        )
+        return _unavailable("database unavailable, try again shortly")
 
     @app.exception_handler(KombuOperationalError)
     @app.exception_handler(redis.exceptions.ConnectionError)
-    @app.exception_handler(ServiceUnavailableError)
     async def _broker_down(_: Request, exc: Exception) -> JSONResponse:
-        return JSONResponse(
-            status_code=503, content={"detail": "message broker unavailable, try again shortly"},
-            headers={"Retry-After": "2"},
-        )
+        return _unavailable("message broker unavailable, try again shortly")
+
+    @app.exception_handler(TransientError)
+    async def _transient(_: Request, exc: TransientError) -> JSONResponse:
+        return _unavailable(f"{exc}, try again shortly")
+
+    @app.exception_handler(ConfigurationError)
+    async def _misconfigured(_: Request, exc: ConfigurationError) -> JSONResponse:
+        # The operator's settings, not the client's request: no detail leaves the server.
+        return JSONResponse(status_code=500, content={"detail": "the gateway is misconfigured"})
 
     @app.post("/v1/goals", status_code=status.HTTP_202_ACCEPTED, response_model=GoalAccepted)
     def submit(
@@ -81,12 +84,7 @@ def create_app() -> FastAPI:
         of the first request (header ``Idempotent-Replayed: true``) and a different body
         is refused with 422.
         """
-        try:
-            outcome = goals.submit(body, idempotency_key=idempotency_key)
-        except (ConfigurationError, IdempotencyConflictError) as exc:
-            raise HTTPException(status_code=422, detail=str(exc)) from None
-        except PlanInvalidError as exc:
-            raise HTTPException(status_code=422, detail=f"plan_invalid: {exc.reason}") from None
+        outcome = goals.submit(body, idempotency_key=idempotency_key)
         if not outcome.created:
             response.headers["Idempotent-Replayed"] = "true"
         goal_id = outcome.goal_id
@@ -96,20 +94,12 @@ def create_app() -> FastAPI:
     def cancel(goal_id: uuid.UUID) -> Goal:
         """Cancel a goal: dispatch stops, queued steps are revoked, the goal becomes
         ``cancelled``. 409 if it had already ended."""
-        try:
-            return goals.cancel_goal(goal_id)
-        except GoalNotFoundError as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from None
-        except GoalAlreadyFinishedError as exc:
-            raise HTTPException(status_code=409, detail=str(exc)) from None
+        return goals.cancel_goal(goal_id)
 
     @app.get("/v1/goals/{goal_id}", response_model=Goal)
     def read(goal_id: uuid.UUID) -> Goal:
         """The goal's status, plan with per-step status and timings, answer and totals."""
-        try:
-            return goals.get_goal(goal_id)
-        except GoalNotFoundError as exc:
-            raise HTTPException(status_code=404, detail=str(exc)) from None
+        return goals.get_goal(goal_id)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:
@@ -132,6 +122,12 @@ def create_app() -> FastAPI:
         return JSONResponse(status_code=200, content={"status": "ok"})
 
     return app
+
+
+def _unavailable(detail: str) -> JSONResponse:
+    """503 with ``Retry-After`` (seconds): the client should try again shortly."""
+    return JSONResponse(status_code=503, content={"detail": detail},
+                        headers={"Retry-After": str(RETRY_AFTER_S)})
 
 
 app = create_app()

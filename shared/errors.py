@@ -1,22 +1,67 @@
-"""Taskforce's error hierarchy: one root, retryable versus final, misuse versus failure.
+"""Taskforce's error hierarchy: one root, kept apart by whose fault and whether to retry.
 
-Every exception takes plain ``str`` arguments only, so it survives Celery's JSON
-serialization and pickling alike.
+::
+
+    TaskforceError
+    ├── RequestError               a client's bad input (HTTP 422, or 404/409)
+    │   ├── UnknownProviderError, PlanInvalidError, IdempotencyConflictError
+    │   └── GoalNotFoundError (404), GoalAlreadyFinishedError (409)
+    ├── ConfigurationError         the operator's settings (never retried)
+    ├── ToolError                  a tool call failed for good
+    │   ├── RetryableToolError     ... or transiently (retried by the step)
+    │   └── UnknownToolError
+    ├── ReferenceError_            a step argument refers to nothing
+    ├── LLMError                   an LLM call failed for good
+    │   ├── RetryableLLMError      ... or transiently (429, 5xx, timeout)
+    │   │   └── RateLimitedError
+    │   ├── LLMRetriesExhaustedError, MalformedOutputError
+    ├── BudgetExceededError        a goal's token or USD budget is spent
+    └── TransientError             our own infrastructure is unavailable (HTTP 503)
+        └── ServiceUnavailableError
+
+``retryable`` is True on the classes worth retrying (:func:`is_retryable`); everything
+else is final. Every exception takes plain ``str``/number arguments, so it survives
+Celery's JSON serialization and pickling alike.
 """
 
 from __future__ import annotations
 
+from typing import ClassVar
+
 
 class TaskforceError(Exception):
-    """Root of every error Taskforce raises on purpose."""
+    """Root of every error Taskforce raises on purpose (final unless ``retryable``)."""
+
+    retryable: ClassVar[bool] = False
 
 
-class ConfigurationError(TaskforceError):
-    """The settings are missing or inconsistent (a caller's misuse, never retried)."""
+def is_retryable(exc: BaseException) -> bool:
+    """True when ``exc`` is a Taskforce error that a later attempt may not meet."""
+    return isinstance(exc, TaskforceError) and exc.retryable
 
 
-class PlanInvalidError(TaskforceError):
+# --- a client's bad input -------------------------------------------------------------
+
+
+class RequestError(TaskforceError):
+    """A client's request is invalid; ``http_status`` says how the gateway answers."""
+
+    http_status: ClassVar[int] = 422
+
+    def detail(self) -> str:
+        """The reason shown to the client."""
+        return str(self)
+
+
+class UnknownProviderError(RequestError):
+    """The request names an LLM provider this deployment does not know."""
+
+
+class PlanInvalidError(RequestError):
     """A plan breaks a rule; the goal fails with a reason starting ``plan_invalid:``.
+
+    Raised for a client's ready-made plan (HTTP 422) and for a planner's plan (the goal
+    fails).
 
     Args:
         reason: Human-readable description of the first rule the plan breaks.
@@ -26,6 +71,36 @@ class PlanInvalidError(TaskforceError):
         super().__init__(reason)
         self.reason = reason
 
+    def detail(self) -> str:
+        """``plan_invalid: <reason>``."""
+        return f"plan_invalid: {self.reason}"
+
+
+class IdempotencyConflictError(RequestError):
+    """An idempotency key was reused with a different request body (HTTP 422)."""
+
+
+class GoalNotFoundError(RequestError):
+    """No goal has the given id (HTTP 404)."""
+
+    http_status: ClassVar[int] = 404
+
+
+class GoalAlreadyFinishedError(RequestError):
+    """The goal has already ended, so it cannot be cancelled (HTTP 409)."""
+
+    http_status: ClassVar[int] = 409
+
+
+# --- the operator's settings ----------------------------------------------------------
+
+
+class ConfigurationError(TaskforceError):
+    """The settings are missing or inconsistent (the operator's to fix, never retried)."""
+
+
+# --- tools ----------------------------------------------------------------------------
+
 
 class ToolError(TaskforceError):
     """A tool call failed for a reason that retrying will not fix (bad input)."""
@@ -34,6 +109,8 @@ class ToolError(TaskforceError):
 class RetryableToolError(ToolError):
     """A tool call failed for a transient reason (timeout, lost connection)."""
 
+    retryable: ClassVar[bool] = True
+
 
 class UnknownToolError(ToolError):
     """A plan or call names a tool that is not registered."""
@@ -41,6 +118,9 @@ class UnknownToolError(ToolError):
 
 class ReferenceError_(TaskforceError):
     """A step argument refers to an output that does not exist or has no such field."""
+
+
+# --- LLM calls ------------------------------------------------------------------------
 
 
 class LLMError(TaskforceError):
@@ -57,6 +137,8 @@ class RetryableLLMError(LLMError):
         retry_after_s: Wait the server asked for (seconds, from ``Retry-After`` or
             ``retry-after-ms``), if any.
     """
+
+    retryable: ClassVar[bool] = True
 
     def __init__(self, message: str, status_code: int | None = None,
                  retry_after_s: float | None = None) -> None:
@@ -111,34 +193,34 @@ class MalformedOutputError(LLMError):
             caller can attempt one repair.
         input_tokens: Input tokens the provider billed for the call.
         output_tokens: Output tokens the provider billed for the call.
+        simulated: True when the response came from a simulator (the vendor simulator's
+            fingerprint or message id, see :mod:`shared.llm.wire`), not a real model.
     """
 
     RAW_LIMIT = 2_000
 
     def __init__(self, message: str, raw: str = "", input_tokens: int = 0,
-                 output_tokens: int = 0) -> None:
+                 output_tokens: int = 0, simulated: bool = False) -> None:
         super().__init__(message)
         self.raw = raw[: self.RAW_LIMIT]
         self.input_tokens = input_tokens
         self.output_tokens = output_tokens
-
-
-class GoalNotFoundError(TaskforceError):
-    """No goal has the given id."""
-
-
-class ServiceUnavailableError(TaskforceError):
-    """A backing service (Redis or Postgres) cannot be reached right now."""
-
-
-class GoalAlreadyFinishedError(TaskforceError):
-    """The goal has already ended, so it cannot be cancelled (HTTP 409)."""
-
-
-class IdempotencyConflictError(TaskforceError):
-    """An idempotency key was reused with a different request body (HTTP 422)."""
+        self.simulated = simulated
 
 
 class BudgetExceededError(TaskforceError):
     """An LLM call would take the goal past its token or USD budget; it was not made and
     the goal stops with reason ``budget_exceeded:``."""
+
+
+# --- our own infrastructure -----------------------------------------------------------
+
+
+class TransientError(TaskforceError):
+    """Our own infrastructure (database, broker) failed in a way a later attempt may not."""
+
+    retryable: ClassVar[bool] = True
+
+
+class ServiceUnavailableError(TransientError):
+    """A backing service (Redis or Postgres) cannot be reached right now (HTTP 503)."""

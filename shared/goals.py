@@ -17,11 +17,11 @@ from shared.celery_app import plan_task_id, step_task_id
 from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.domain.validation import validate_plan
 from shared.errors import (
-    ConfigurationError,
     GoalAlreadyFinishedError,
     GoalNotFoundError,
     IdempotencyConflictError,
     ServiceUnavailableError,
+    UnknownProviderError,
 )
 from shared.llm.providers import KNOWN_PROVIDERS, get_provider
 from shared.messages import publish_plan
@@ -80,7 +80,7 @@ def submit(
             is returned and nothing new happens.
 
     Raises:
-        ConfigurationError: The request names an unknown provider.
+        UnknownProviderError: The request names an unknown provider.
         PlanInvalidError: ``check`` is set and the ready-made plan is invalid.
         IdempotencyConflictError: The key was used before with a different request.
         ServiceUnavailableError: The broker could not take the planning message.
@@ -88,7 +88,7 @@ def submit(
     settings = get_settings()
     provider_name = request.provider or settings.default_provider
     if provider_name not in KNOWN_PROVIDERS:
-        raise ConfigurationError(
+        raise UnknownProviderError(
             f"unknown provider {provider_name!r} (available: {', '.join(KNOWN_PROVIDERS)})"
         )
     if check and request.plan is not None:

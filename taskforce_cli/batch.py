@@ -127,6 +127,7 @@ def run_batch(
             write(goal_id)
         for item in waiting:
             record({"id": item.input_id, "goal_id": None, "status": "not_submitted",
-                    "answer": None, "error": "batch timed out before submission",
+                    "provider": None, "model": None, "simulated": None, "answer": None,
+                    "error": "batch timed out before submission",
                     "tokens": 0, "cost_usd": 0.0, "steps": [], "latency_s": None})
     return results

@@ -1,12 +1,15 @@
-"""Terminal rendering for the CLI (rich): a goal's DAG as a table, a batch summary."""
+"""Terminal rendering for the CLI (rich): a goal's DAG as a table, a batch summary, and
+the lines that end ``taskforce run`` (answer, model, totals), simulated ones marked."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.markup import escape
 from rich.table import Table
 
 from shared.domain.models import Goal
+from taskforce_cli.results import model_label
 
 STATUS_STYLE = {
     "pending": "dim",
@@ -40,16 +43,37 @@ def steps_table(view: Goal) -> Table:
 
 
 def summary_table(summary: dict[str, Any]) -> Table:
-    """The batch summary as a two-column table."""
+    """The batch summary as a two-column table; a model whose answers were simulated is
+    marked ``(simulated)``."""
     table = Table(title="batch summary", title_justify="left", show_header=False)
     table.add_column("measure")
     table.add_column("value")
     table.add_row("goals", str(summary["goals"]))
     for status, count in summary["by_status"].items():
         table.add_row(f"  {status}", str(count))
+    for name, counts in summary.get("models", {}).items():
+        mark = ("" if not counts["simulated"] else " (simulated)"
+                if counts["simulated"] == counts["goals"]
+                else f" ({counts['simulated']} of {counts['goals']} simulated)")
+        table.add_row("model", escape(name + mark))
     for key, label in (("latency_p50_s", "latency p50 (s)"), ("latency_p95_s", "latency p95 (s)")):
         value = summary[key]
         table.add_row(label, "-" if value is None else f"{value:.2f}")
     table.add_row("tokens", f"{summary['tokens']:,}")
     table.add_row("cost (USD)", f"{summary['cost_usd']:.6f}")
     return table
+
+
+def outcome_lines(view: Goal) -> list[str]:
+    """Rich markup lines after a goal's table: ``answer [simulated]: ...`` (the mark only
+    when no real model answered), the error, ``model: sim/sim-planner-1 (simulated)``,
+    then tokens and cost (USD)."""
+    lines = []
+    if view.answer is not None:
+        mark = escape(" [simulated]") if view.simulated else ""
+        lines.append(f"[bold]answer{mark}:[/bold] {escape(view.answer)}")
+    if view.error:
+        lines.append(f"[red]error:[/red] {escape(view.error)}")
+    lines.append(f"model: {escape(model_label(view.provider, view.model, view.simulated))}")
+    lines.append(f"tokens: {view.tokens:,}  cost: ${view.cost_usd:.6f}")
+    return lines

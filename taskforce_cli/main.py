@@ -62,9 +62,10 @@ def run(
     concurrency: ConcurrencyOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the goal.")] = 600.0,
 ) -> None:
-    """Submit one goal, show its DAG's progress, print the answer and its steps."""
+    """Submit one goal, show its DAG's progress, print the answer and its steps (a
+    simulated answer and model are marked so)."""
     from shared.domain.models import GoalRequest
-    from taskforce_cli.display import steps_table
+    from taskforce_cli.display import outcome_lines, steps_table
     from taskforce_cli.fleet import local_fleet
     from taskforce_cli.results import result_object
 
@@ -79,11 +80,8 @@ def run(
         out.print_json(json.dumps(result_object(view)))
         return
     out.print(steps_table(view))
-    if view.answer is not None:
-        out.print(f"[bold]answer:[/bold] {view.answer}")
-    if view.error:
-        out.print(f"[red]error:[/red] {view.error}")
-    out.print(f"tokens: {view.tokens:,}  cost: ${view.cost_usd:.6f}")
+    for line in outcome_lines(view):
+        out.print(line)
     if view.status.value != "succeeded":
         raise typer.Exit(code=1)
 

@@ -11,12 +11,16 @@ from shared.domain.models import Goal
 
 
 def result_object(view: Goal) -> dict[str, Any]:
-    """The final goal object: ``id``, ``status``, ``answer``, ``error``, ``tokens``,
-    ``cost_usd`` (USD) and ``steps`` (each with ``id``, ``kind``, ``tool``, ``status``,
+    """The final goal object: ``id``, ``status``, ``provider``, ``model``, ``simulated``
+    (True when no real model answered), ``answer``, ``error``, ``tokens``, ``cost_usd``
+    (USD) and ``steps`` (each with ``id``, ``kind``, ``tool``, ``status``,
     ``started_at``, ``finished_at`` as ISO 8601 UTC)."""
     return {
         "id": str(view.id),
         "status": view.status.value,
+        "provider": view.provider,
+        "model": view.model,
+        "simulated": view.simulated,
         "answer": view.answer,
         "error": view.error,
         "tokens": view.tokens,
@@ -35,6 +39,11 @@ def result_object(view: Goal) -> dict[str, Any]:
     }
 
 
+def model_label(provider: str, model: str, simulated: bool) -> str:
+    """``"sim/sim-planner-1 (simulated)"``: the model, marked when no real model answered."""
+    return f"{provider}/{model}" + (" (simulated)" if simulated else "")
+
+
 def percentile(values: Sequence[float], fraction: float) -> float | None:
     """The ``fraction`` percentile (0..1) by the nearest-rank method; None when empty."""
     if not values:
@@ -45,11 +54,21 @@ def percentile(values: Sequence[float], fraction: float) -> float | None:
 
 
 def summarize(results: Sequence[dict[str, Any]]) -> dict[str, Any]:
-    """Batch summary: counts by status, latency p50 and p95 (seconds), tokens, cost (USD)."""
+    """Batch summary: counts by status, goals per model (``"provider/model"`` ->
+    ``{"goals", "simulated"}``, the goals whose answers were simulated), latency p50 and
+    p95 (seconds), tokens, cost (USD)."""
     latencies = [r["latency_s"] for r in results if r.get("latency_s") is not None]
+    models: dict[str, dict[str, int]] = {}
+    for r in results:
+        if r.get("provider"):
+            counts = models.setdefault(f"{r['provider']}/{r['model']}",
+                                       {"goals": 0, "simulated": 0})
+            counts["goals"] += 1
+            counts["simulated"] += bool(r.get("simulated"))
     return {
         "goals": len(results),
         "by_status": dict(sorted(Counter(r["status"] for r in results).items())),
+        "models": dict(sorted(models.items())),
         "latency_p50_s": percentile(latencies, 0.50),
         "latency_p95_s": percentile(latencies, 0.95),
         "tokens": sum(r.get("tokens") or 0 for r in results),

@@ -33,6 +33,8 @@ def test_arithmetic(expression: str, value: float) -> None:
         ("9 ** 9 ** 9", "exponent"),
         ("1 +", "does not parse"),
         ("'a' * 3", "unsupported element"),
+        ("(-8) ** 0.5", "complex result"),
+        ("sqrt(2) + (-1) ** 0.5", "complex result"),
     ],
 )
 def test_everything_else_is_refused_with_a_reason(expression: str, message: str) -> None:

@@ -10,13 +10,14 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import time
 import uuid
 from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
-from tenacity import retry, retry_if_exception_type, stop_after_attempt, wait_exponential_jitter
+from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from shared.domain.models import GoalStatus, StepKind
 from shared.domain.refs import resolve
@@ -26,8 +27,8 @@ from shared.errors import (
     LLMError,
     RateLimitedError,
     ReferenceError_,
-    RetryableToolError,
     ToolError,
+    is_retryable,
 )
 from shared.llm import roles
 from shared.messages import publish_plan, publish_steps, time_limits_s
@@ -42,10 +43,11 @@ from worker.metering import metered_call
 from worker.process_state import registry, worker_identity
 
 log = logging.getLogger(__name__)
+_NUL = re.compile(r"(?<!\\)(?:\\\\)*\\u0000")  # an escaped NUL, not an escaped backslash
 
 
 @retry(
-    retry=retry_if_exception_type(RetryableToolError),
+    retry=retry_if_exception(is_retryable),
     stop=stop_after_attempt(3),
     wait=wait_exponential_jitter(multiplier=0.5, max=10.0, jitter=0.5),
     reraise=True,
@@ -133,7 +135,11 @@ def run_step(goal_id: str, step_id: int) -> None:
     database phase is retried through connection failures, and dependents are published
     only after the commit. A step refused by the fleet's rate limit goes back on the
     queue with a countdown. A step that fails for good triggers a replan (up to
-    ``MAX_REPLANS``), after which the goal ends ``failed`` with the step's error.
+    ``MAX_REPLANS``), after which the goal ends ``failed`` with the step's error; that
+    includes any exception a tool raises (turned into a ToolError at the tool call
+    boundary, :meth:`shared.tools.base.Tool.call`) and an output that is not JSON.
+    Failures of our own database while claiming or committing go through
+    :mod:`shared.persistence.retry` instead.
     """
     gid = uuid.UUID(goal_id)
     settings = get_settings()
@@ -152,6 +158,7 @@ def run_step(goal_id: str, step_id: int) -> None:
         with LeaseKeeper(claim, worker=worker, lease_s=settings.step_lease_s,
                          time_limit_s=hard_limit):
             output = _execute(claim)
+            result_json = _to_json(claim, output)
     except RateLimitedError as exc:
         reason, countdown = str(exc), exc.retry_after_s
         db_retry.run(lambda c: step_store.release_step(c, claim=claim, worker=worker,
@@ -165,8 +172,6 @@ def run_step(goal_id: str, step_id: int) -> None:
         _step_failed(gid, claim, worker, _describe(claim, exc), may_replan=True)
         return
 
-    result_json = json.dumps(output)
-
     def commit(connection: Connection) -> step_store.Completion:
         done = step_store.complete_step(connection, claim=claim, worker=worker,
                                         result_json=result_json)
@@ -179,6 +184,24 @@ def run_step(goal_id: str, step_id: int) -> None:
     done = db_retry.run(commit, transactional=claim.kind == StepKind.SYNTHESIZE)
     if done.ready:
         publish_steps(gid, done.ready)
+
+
+def _to_json(claim: step_store.ClaimedStep, output: Any) -> str:
+    """The step's output as strict JSON text, as the ``jsonb`` result column stores it.
+
+    Raises:
+        ToolError: ``result is not JSON: ...``: the output holds something JSON has no
+            form for (a complex number, NaN or infinity, an arbitrary object, a cycle)
+            or a NUL character, which Postgres ``jsonb`` refuses.
+    """
+    what = claim.tool or claim.kind
+    try:
+        text = json.dumps(output, allow_nan=False)
+    except (TypeError, ValueError) as exc:
+        raise ToolError(f"result of {what} is not JSON: {exc}") from None
+    if _NUL.search(text):
+        raise ToolError(f"result of {what} is not JSON: it holds a NUL character")
+    return text
 
 
 def _describe(claim: step_store.ClaimedStep, exc: Exception) -> str:

@@ -82,7 +82,7 @@ def metered_call(
         record_call(goal_id=goal_id, step_id=step_id, purpose=request.purpose,
                      provider=provider.name, model=model,
                      usage=Usage(input_tokens=exc.input_tokens, output_tokens=exc.output_tokens),
-                     latency_s=time.monotonic() - started, simulated=False,
+                     latency_s=time.monotonic() - started, simulated=exc.simulated,
                      reservation=reservation, error=str(exc))
         raise
     except BaseException:

@@ -168,6 +168,10 @@ class Goal(BaseModel):
     """A goal as shown to clients (``GET /v1/goals/{id}``, ``taskforce run --json``).
 
     Attributes:
+        provider: LLM provider the goal runs on (``sim``, ``openai``, ...).
+        model: Model name on that provider.
+        simulated: True when no real model answered: the provider is ``sim`` or any of
+            the goal's LLM calls was answered by a simulator (``llm_calls.simulated``).
         tokens: Input plus output tokens over every LLM call of the goal.
         cost_usd: Cost of those calls in US dollars.
     """
@@ -187,6 +191,7 @@ class Goal(BaseModel):
     output_tokens: int
     cost_usd: float
     steps: list[StepState]
+    simulated: bool = False
 
 
 class StepRun(BaseModel):

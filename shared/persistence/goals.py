@@ -307,11 +307,11 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
             """
             SELECT g.*, coalesce(c.input_tokens, 0) AS input_tokens,
                    coalesce(c.output_tokens, 0) AS output_tokens,
-                   coalesce(c.cost_usd, 0) AS cost_usd
+                   coalesce(c.cost_usd, 0) AS cost_usd, coalesce(c.simulated, false) AS simulated
             FROM goals g
             LEFT JOIN LATERAL (
                 SELECT sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-                       sum(cost_usd) AS cost_usd
+                       sum(cost_usd) AS cost_usd, bool_or(simulated) AS simulated
                 FROM llm_calls WHERE goal_id = g.id
             ) c ON true
             WHERE g.id = :id
@@ -339,6 +339,7 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
         input_tokens=int(row["input_tokens"]),
         output_tokens=int(row["output_tokens"]),
         cost_usd=float(row["cost_usd"]),
+        simulated=row["simulated"] or row["provider"] == "sim",
         steps=[
             StepState(
                 id=s["step_id"],

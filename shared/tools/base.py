@@ -2,12 +2,20 @@
 
 from __future__ import annotations
 
+import re
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from typing import Any
 
 from pydantic import BaseModel
 from sqlalchemy.engine import Engine
+from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
+
+from shared.errors import RetryableToolError, ToolError, is_retryable
+
+MAX_ERROR_CHARS = 300
+# ``scheme://user:password@host`` in a driver's message: the credentials are cut out.
+_CREDENTIALS = re.compile(r"(\w+://)[^\s/@]+@")
 
 
 @dataclass(frozen=True)
@@ -53,8 +61,34 @@ class Tool:
     def call(self, args: dict[str, Any], ctx: ToolContext) -> Any:
         """Validate ``args`` against the input model and run the tool.
 
+        This is the tool call boundary: whatever else the tool raises becomes a
+        :class:`ToolError` naming the tool and the exception's type and message (first
+        line, credentials removed, no traceback), so a step never fails unreadably.
+
         Raises:
             pydantic.ValidationError: The (resolved) arguments do not fit the model.
-            ToolError: The tool refused its input or failed.
+            RetryableToolError: A database the tool uses failed transiently (lost or
+                refused connection).
+            ToolError: The tool refused its input or failed in any other way.
         """
-        return self.run(self.input_model.model_validate(args), ctx)
+        model = self.input_model.model_validate(args)
+        try:
+            return self.run(model, ctx)
+        except ToolError:
+            raise
+        except Exception as exc:
+            raise tool_failure(self.name, exc) from None
+
+
+def tool_failure(tool: str, exc: BaseException) -> ToolError:
+    """The :class:`ToolError` that stands for an unexpected exception raised by ``tool``:
+    ``"<tool> failed: <Type>: <first line of the message>"`` (at most 300 characters of
+    message). Transient failures (of a database, or a Taskforce error marked retryable)
+    give a :class:`RetryableToolError`."""
+    original = exc.orig if isinstance(exc, DBAPIError) and exc.orig is not None else exc
+    lines = str(original).strip().splitlines()
+    message = _CREDENTIALS.sub(r"\1***@", lines[0] if lines else "")[:MAX_ERROR_CHARS]
+    text = f"{tool} failed: {type(exc).__name__}" + (f": {message}" if message else "")
+    transient = is_retryable(exc) or isinstance(exc, OperationalError | InterfaceError) or (
+        isinstance(exc, DBAPIError) and exc.connection_invalidated)
+    return RetryableToolError(text) if transient else ToolError(text)

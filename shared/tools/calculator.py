@@ -66,7 +66,10 @@ def _evaluate(node: ast.AST, depth: int = 0) -> float | int:
         left, right = _evaluate(node.left, depth + 1), _evaluate(node.right, depth + 1)
         if isinstance(node.op, ast.Pow) and abs(right) > MAX_POWER_EXPONENT:
             raise ToolError(f"exponent {right} is larger than {MAX_POWER_EXPONENT}")
-        return _BINARY[type(node.op)](left, right)
+        value = _BINARY[type(node.op)](left, right)
+        if isinstance(value, complex):  # (-8) ** 0.5: Python answers with a complex number
+            raise ToolError(f"complex result: {ast.unparse(node)!r} has no real value")
+        return value
     if isinstance(node, ast.UnaryOp) and type(node.op) in _UNARY:
         return _UNARY[type(node.op)](_evaluate(node.operand, depth + 1))
     if (
@@ -91,7 +94,7 @@ def evaluate(expression: str) -> float | int:
 
     Raises:
         ToolError: The expression does not parse, uses anything outside the allowed
-            grammar, divides by zero, or overflows.
+            grammar, divides by zero, overflows, or has a complex result.
     """
     try:
         tree = ast.parse(expression.strip(), mode="eval")

@@ -1,5 +1,9 @@
 """Tools the test suite adds to its workers (through ``TOOL_MODULES``).
 
+``misbehave`` fails the way a careless tool might: it raises a database error or a
+plain bug, or returns a value JSON has no form for (NaN, a complex number, an object,
+a NUL character).
+
 ``tally`` appends one line per execution to a side-effect log, a plain file named by
 ``TASKFORCE_TEST_TALLY_LOG``, outside Redis and Postgres (the fault suite restarts
 both), so a test can count how many times each step's tool really ran and under which
@@ -13,9 +17,10 @@ import os
 import time
 from collections import Counter
 from pathlib import Path
-from typing import Any
+from typing import Any, Literal
 
 from pydantic import BaseModel, Field
+from sqlalchemy.exc import OperationalError
 
 from shared.tools.base import Tool, ToolContext
 
@@ -56,7 +61,31 @@ def executions(goal_id: str, path: Path | None = None) -> Counter:
     return Counter(e["step"] for e in read_tally(path) if e["goal"] == goal_id)
 
 
+class MisbehaveInput(BaseModel):
+    """Arguments of ``misbehave``: how to fail."""
+
+    mode: Literal["db_error", "bug", "nan", "complex", "object", "nul"]
+
+
+def _misbehave(args: MisbehaveInput, ctx: ToolContext) -> dict[str, Any]:
+    if args.mode == "db_error":
+        # What SQLAlchemy raises when the server drops the connection mid-query.
+        raise OperationalError("SELECT 1", {}, ConnectionError(
+            "server closed the connection unexpectedly\n\tThis probably means ..."))
+    if args.mode == "bug":
+        return {"value": {}["missing"]}
+    values = {"nan": float("nan"), "complex": (-8) ** 0.5, "object": object(),
+              "nul": "a\x00b"}
+    return {"value": values[args.mode]}
+
+
 TOOLS = [
+    Tool(
+        name="misbehave",
+        description="Test tool: raises an unexpected exception or returns non-JSON.",
+        input_model=MisbehaveInput,
+        run=_misbehave,
+    ),
     Tool(
         name="tally",
         description="Test tool: logs each execution to a file, returns its value.",

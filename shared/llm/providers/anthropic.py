@@ -63,12 +63,13 @@ def read_message(message: Any, *, vendor: str, tool: str) -> Answer:
     call = next((b for b in blocks if b.type == "tool_use" and b.name == tool), None)
     text = "".join(b.text for b in blocks if b.type == "text")
     truncated = message.stop_reason == "max_tokens"
+    simulated = str(message.id).startswith(SIM_MESSAGE_ID_PREFIX)
     if call is not None and isinstance(call.input, dict) and not truncated:
         data = call.input
     else:
         raw = json.dumps(call.input) if call is not None else text
-        data = parse_answer(raw, vendor=vendor, usage=usage, truncated=truncated)
-    simulated = str(message.id).startswith(SIM_MESSAGE_ID_PREFIX)
+        data = parse_answer(raw, vendor=vendor, usage=usage, truncated=truncated,
+                            simulated=simulated)
     return Answer(data, usage, simulated)
 
 

@@ -105,7 +105,7 @@ def sdk_error(exc: Exception, sdk: ModuleType, *, vendor: str, timeout_s: float)
 
 
 def parse_answer(text: str | None, *, vendor: str, usage: Usage,
-                 truncated: bool = False) -> dict[str, Any]:
+                 truncated: bool = False, simulated: bool = False) -> dict[str, Any]:
     """The answer's JSON object.
 
     A single surrounding Markdown fence (```json ... ```) is tolerated, as some
@@ -119,7 +119,7 @@ def parse_answer(text: str | None, *, vendor: str, usage: Usage,
 
     def malformed(why: str) -> MalformedOutputError:
         return MalformedOutputError(f"{vendor}: {why}", raw, usage.input_tokens,
-                                    usage.output_tokens)
+                                    usage.output_tokens, simulated=simulated)
 
     if truncated:
         raise malformed("answer cut off at the output token limit")

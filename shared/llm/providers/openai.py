@@ -104,16 +104,17 @@ def read_completion(response: Any, *, vendor: str) -> Answer:
             output_tokens=response.usage.completion_tokens or 0,
             cached_tokens=(getattr(details, "cached_tokens", None) or 0) if details else 0,
         )
+    simulated = getattr(response, "system_fingerprint", None) == SIM_FINGERPRINT
     if not response.choices:
-        return Answer(parse_answer(None, vendor=vendor, usage=usage), usage, False)
+        return Answer(parse_answer(None, vendor=vendor, usage=usage, simulated=simulated),
+                      usage, simulated)
     choice = response.choices[0]
     if getattr(choice.message, "refusal", None):
         raise LLMError(f"{vendor}: the model refused to answer")
     if choice.finish_reason == "content_filter":
         raise LLMError(f"{vendor}: the answer was stopped by the content filter")
     data = parse_answer(choice.message.content, vendor=vendor, usage=usage,
-                        truncated=choice.finish_reason == "length")
-    simulated = getattr(response, "system_fingerprint", None) == SIM_FINGERPRINT
+                        truncated=choice.finish_reason == "length", simulated=simulated)
     return Answer(data, usage, simulated)
 
 
