@@ -15,7 +15,6 @@ from fastapi import FastAPI, Header, HTTPException, Request, Response, status
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared import goals
@@ -28,7 +27,7 @@ from shared.errors import (
     PlanInvalidError,
     ServiceUnavailableError,
 )
-from shared.persistence.db import get_engine
+from shared.persistence.db import ping as ping_database
 from shared.settings import get_settings
 
 
@@ -116,8 +115,7 @@ def create_app() -> FastAPI:
         """200 when Postgres and Redis both answer, else 503 naming what is down."""
         problems = []
         try:
-            with get_engine().connect() as connection:
-                connection.execute(text("SELECT 1"))
+            ping_database()
         except Exception:
             problems.append("database")
         try:
