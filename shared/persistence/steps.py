@@ -71,7 +71,6 @@ _COMPLETE = text(
 )
 
 
-
 def _end_run(connection: Connection, *, run_id: int, outcome: str, error: str | None) -> None:
     connection.execute(
         update(step_runs).where(step_runs.c.id == run_id)
