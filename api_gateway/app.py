@@ -16,13 +16,12 @@ from fastapi import FastAPI, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
-from sqlalchemy import text
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from shared import goals
 from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.errors import ConfigurationError, RequestError, TransientError
-from shared.persistence.db import get_engine
+from shared.persistence.db import ping as ping_database
 from shared.settings import get_settings
 
 RETRY_AFTER_S = 2  # what a 503 asks clients to wait (seconds): a Postgres or Redis blip
@@ -106,8 +105,7 @@ def create_app() -> FastAPI:
         """200 when Postgres and Redis both answer, else 503 naming what is down."""
         problems = []
         try:
-            with get_engine().connect() as connection:
-                connection.execute(text("SELECT 1"))
+            ping_database()
         except Exception:
             problems.append("database")
         try:

@@ -1,31 +1,41 @@
 """The beat process's app: Taskforce's Celery app plus the maintenance schedule.
 
 Started by ``taskforce beat`` (``celery -A scheduler.beat:app beat``). Only one beat
-process may run per deployment.
+process may run per deployment. The schedule depends on the settings, so it joins the
+app's configuration as a promise (``add_defaults`` with a callable), computed when beat
+first reads its configuration, not when this module is imported.
 """
 
 from __future__ import annotations
+
+from typing import Any
 
 from celery.schedules import crontab
 
 from shared import names
 from shared.celery_app import app
-from shared.settings import get_settings
+from shared.settings import Settings, get_settings
 
-# Cost rollups are cheap (one grouped INSERT .. ON CONFLICT over two days of calls), so
-# every five minutes keeps dashboards fresh; memory cleanup runs nightly.
-BEAT_SCHEDULE = {
-    # Repairs after crashes and lost messages; its messages expire after one interval,
-    # so a backlog of them never piles up behind a stopped fleet.
-    "reconcile": {
-        "task": names.RECONCILE,
-        "schedule": get_settings().reconcile_interval_s,
-        "options": {"expires": get_settings().reconcile_interval_s},
-    },
-    "rollup-costs": {"task": names.ROLLUP_COSTS, "schedule": 300.0},
-    "clean-memory": {"task": names.CLEAN_MEMORY, "schedule": crontab(hour=3, minute=17)},
-}
 
-app.conf.beat_schedule = BEAT_SCHEDULE
+def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
+    """Beat's schedule for ``settings`` (intervals in seconds).
 
-__all__ = ["app", "BEAT_SCHEDULE"]
+    Cost rollups are cheap (one grouped INSERT .. ON CONFLICT over two days of calls), so
+    every five minutes keeps dashboards fresh; memory cleanup runs nightly.
+    """
+    return {
+        # Repairs after crashes and lost messages; its messages expire after one interval,
+        # so a backlog of them never piles up behind a stopped fleet.
+        "reconcile": {
+            "task": names.RECONCILE,
+            "schedule": settings.reconcile_interval_s,
+            "options": {"expires": settings.reconcile_interval_s},
+        },
+        "rollup-costs": {"task": names.ROLLUP_COSTS, "schedule": 300.0},
+        "clean-memory": {"task": names.CLEAN_MEMORY, "schedule": crontab(hour=3, minute=17)},
+    }
+
+
+app.add_defaults(lambda: {"beat_schedule": beat_schedule(get_settings())})
+
+__all__ = ["app", "beat_schedule"]

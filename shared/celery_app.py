@@ -1,18 +1,21 @@
 """The one module that builds Taskforce's Celery app.
 
 Messages carry ids only (``run_step(goal_id, step_id)``); Postgres holds every goal and
-step. Building the app opens no connection: the broker is reached on first publish or
-when a worker starts, after any fork.
+step. Building the app opens no connection and reads no settings: its configuration is
+computed on first use, and the broker is reached on first publish or when a worker
+starts, after any fork.
 """
 
 from __future__ import annotations
 
+import contextlib
 from typing import Any
 
+import kombu.pools
 from celery import Celery
 
 from shared import names
-from shared.settings import Settings, get_settings
+from shared.settings import Settings, get_settings, on_settings_change
 
 
 def celery_config(settings: Settings) -> dict[str, Any]:
@@ -78,23 +81,36 @@ def celery_config(settings: Settings) -> dict[str, Any]:
     }
 
 
-def create_app(settings: Settings | None = None) -> Celery:
-    """Build the Celery app, listing the task modules by name (imported by workers only)."""
-    app = Celery("taskforce", include=list(names.TASK_MODULES))
-    app.conf.update(celery_config(settings or get_settings()))
-    return app
+def create_app() -> Celery:
+    """Build the Celery app, listing the task modules by name (imported by workers only).
+
+    Its configuration is a promise (Celery's ``add_defaults`` with a callable): the
+    settings are read when the app is first used (a publish, ``worker_main``, ``celery
+    -A``), never at import, so importing a task module with broken settings succeeds and
+    the process fails only when it starts.
+    """
+    celery = Celery("taskforce", include=list(names.TASK_MODULES))
+    celery.add_defaults(lambda: celery_config(get_settings()))
+    return celery
 
 
-def reconfigure(settings: Settings | None = None) -> None:
-    """Apply new settings (a new broker URL, say) to :data:`app`, dropping connections
-    and producers made with the old ones (as Celery itself does after a fork)."""
-    app.conf.update(celery_config(settings or get_settings()))
-    if app._pool is not None:
-        app._pool.force_close_all()
-    app._pool = None
-    amqp = app.__dict__.get("amqp")
-    if amqp is not None:
-        amqp._producer_pool = None
+def reconfigure() -> None:
+    """Apply the current settings to :data:`app`, after an override of them
+    (``shared.settings.override_settings``): a new broker URL, say.
+
+    Before the app's first use nothing is needed (its pending configuration reads the
+    settings then). After it, the new values are applied, kombu's connection and
+    producer pools made with the old ones are closed (``kombu.pools.reset``), the app
+    drops its pool (``app.close()``), and its ``amqp`` helper, which caches a producer
+    pool and the router, is recreated on next use (it is a ``cached_property``).
+    """
+    if not app.configured:
+        return
+    app.conf.update(celery_config(get_settings()))
+    kombu.pools.reset()
+    app.close()
+    with contextlib.suppress(AttributeError):
+        del app.amqp
 
 
 def send(task_name: str, *args: Any, task_id: str | None = None,
@@ -130,3 +146,4 @@ def plan_task_id(goal_id: str) -> str:
 
 
 app = create_app()
+on_settings_change(reconfigure)

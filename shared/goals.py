@@ -9,7 +9,6 @@ import uuid
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from sqlalchemy import text
 from sqlalchemy.engine import Connection
 
 from shared.celery_app import app as celery_app
@@ -27,6 +26,7 @@ from shared.llm.providers import KNOWN_PROVIDERS, get_provider
 from shared.messages import publish_plan
 from shared.persistence import goals as goal_store
 from shared.persistence import retry as db_retry
+from shared.persistence import views
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
 from shared.tools.registry import default_registry
@@ -140,17 +140,13 @@ def submit_goal(request: GoalRequest, *, check: bool = True) -> uuid.UUID:
 def get_goal(goal_id: uuid.UUID) -> Goal:
     """The goal's current view. Raises GoalNotFoundError if there is none."""
     with get_engine().connect() as connection:
-        return goal_store.get_goal_view(connection, goal_id=goal_id)
+        return views.get_goal_view(connection, goal_id=goal_id)
 
 
 def goal_statuses(goal_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
     """Current status of each goal, in one query."""
     with get_engine().connect() as connection:
-        rows = connection.execute(
-            text("SELECT id, status FROM goals WHERE id = ANY(:ids)"),
-            {"ids": list(goal_ids)},
-        ).all()
-    return {row.id: row.status for row in rows}
+        return goal_store.goal_statuses(connection, goal_ids=goal_ids)
 
 
 def cancel_goal(goal_id: uuid.UUID) -> Goal:
@@ -169,10 +165,7 @@ def cancel_goal(goal_id: uuid.UUID) -> Goal:
             raise GoalNotFoundError(f"no goal with id {goal_id}")
         if GoalStatus(status).is_final:
             raise GoalAlreadyFinishedError(f"goal {goal_id} has already {status}")
-        queued = list(connection.execute(
-            text("SELECT step_id FROM steps WHERE goal_id = :id AND status = 'queued'"),
-            {"id": goal_id},
-        ).scalars())
+        queued = goal_store.queued_step_ids(connection, goal_id=goal_id)
         goal_store.finish_goal(connection, goal_id=goal_id, status=GoalStatus.CANCELLED,
                                error="cancelled: by request")
         return queued

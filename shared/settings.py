@@ -2,14 +2,20 @@
 
 Every process (gateway, worker, beat, CLI) reads its configuration here. Values come
 from the environment (prefix-free names such as ``DATABASE_URL``, ``REDIS_URL``) or a
-``.env`` file. Nothing in this module opens a connection.
+``.env`` file, with this process's explicit overrides on top (:func:`override_settings`:
+the CLI and tests pointing themselves at servers they started). Nothing in this module
+opens a connection, and nothing reads the settings at import time: every process reads
+them when it first needs them.
 """
 
 from __future__ import annotations
 
+import os
+from collections.abc import Callable, Iterator
+from contextlib import contextmanager
 from functools import lru_cache
 from pathlib import Path
-from typing import Annotated
+from typing import Annotated, Any
 
 from pydantic import BaseModel, ConfigDict, Field, SecretStr, field_validator
 from pydantic_settings import BaseSettings, NoDecode, SettingsConfigDict
@@ -301,10 +307,93 @@ class Settings(BaseSettings):
         return value
 
 
+# override_settings' values by field name: over the environment, and passed to children.
+_overrides: dict[str, Any] = {}
+_listeners: list[Callable[[], None]] = []
+
+
 @lru_cache(maxsize=1)
 def get_settings() -> Settings:
-    """Return the process-wide settings, read once from the environment.
+    """Return the process-wide settings: the environment (and ``.env``) with this process's
+    overrides (:func:`override_settings`) on top, read once and cached;
+    ``get_settings.cache_clear()`` reads the environment again (overrides stay).
 
-    Tests and the CLI call ``get_settings.cache_clear()`` after changing the environment.
+    Raises:
+        pydantic.ValidationError: A variable does not parse (``STEP_LEASE_S=abc``).
     """
-    return Settings()
+    return Settings(**_overrides)
+
+
+def _field_name(name: str) -> str:
+    if name.lower() not in Settings.model_fields:
+        raise TypeError(f"{name!r} is not a Taskforce setting")
+    return name.lower()
+
+
+def _apply(overrides: dict[str, Any]) -> None:
+    Settings(**overrides)  # validate before anything changes
+    _overrides.clear()
+    _overrides.update(overrides)
+    get_settings.cache_clear()
+    for listener in list(_listeners):
+        listener()
+
+
+def override_settings(**values: Any) -> Settings:
+    """Set settings for this process, on top of the environment, without touching
+    ``os.environ``; the engine and the Celery app follow (see :func:`on_settings_change`).
+
+    For the CLI and tests that start servers (embedded Redis and Postgres) and point
+    themselves at them; the processes they start receive the same values through
+    :func:`child_environment`.
+
+    Args:
+        **values: Settings by field or variable name (``redis_url`` or ``REDIS_URL``),
+            as values or as the strings the environment would hold.
+
+    Returns:
+        The new settings.
+    Raises:
+        TypeError: A name is not a setting.
+        pydantic.ValidationError: A value is invalid (nothing was changed).
+    """
+    _apply({**_overrides, **{_field_name(k): v for k, v in values.items()}})
+    return get_settings()
+
+
+def reset_settings(*names: str) -> None:
+    """Drop the overrides of ``names`` (all of them when none is given): those settings
+    come from the environment again."""
+    dropped = {_field_name(name) for name in names} if names else set(_overrides)
+    _apply({k: v for k, v in _overrides.items() if k not in dropped})
+
+
+@contextmanager
+def overridden_settings(**values: Any) -> Iterator[Settings]:
+    """:func:`override_settings` for a ``with`` block; the previous overrides come back
+    after it."""
+    saved = dict(_overrides)
+    try:
+        yield override_settings(**values)
+    finally:
+        _apply(saved)
+
+
+def on_settings_change(listener: Callable[[], None]) -> Callable[[], None]:
+    """Call ``listener()`` after every change of overrides (so that the engine and the
+    Celery app drop connections made with the old values). Returns ``listener``."""
+    _listeners.append(listener)
+    return listener
+
+
+def _env_value(value: Any) -> str:
+    value = value.get_secret_value() if isinstance(value, SecretStr) else value
+    return "" if value is None else ",".join(map(str, value)) if isinstance(
+        value, tuple | list) else str(value)
+
+
+def child_environment(extra: dict[str, str] | None = None) -> dict[str, str]:
+    """The environment for a child process (worker, beat, simulator): this process's
+    environment, its overrides as variables (``REDIS_URL=...``), then ``extra``."""
+    overrides = {name.upper(): _env_value(v) for name, v in _overrides.items()}
+    return {**os.environ, **overrides, **(extra or {})}

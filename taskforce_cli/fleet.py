@@ -17,7 +17,7 @@ from shared import celery_app
 from shared.errors import ConfigurationError, ServiceUnavailableError
 from shared.persistence.db import dispose_engine, get_engine, migrate
 from shared.persistence.documents import insert_documents, read_documents
-from shared.settings import get_settings
+from shared.settings import child_environment, get_settings, override_settings, reset_settings
 from taskforce_cli.embedded import EmbeddedServices
 
 SAMPLE_CORPUS = Path(__file__).resolve().with_name("corpus")
@@ -60,7 +60,11 @@ def start_worker(
     pool: str | None = None,
     env: dict[str, str] | None = None,
 ) -> WorkerProcess:
-    """Start ``taskforce worker`` as a child process named ``name`` (logs under log_dir)."""
+    """Start ``taskforce worker`` as a child process named ``name`` (logs under log_dir).
+
+    The child's environment is this process's, with its settings overrides (see
+    ``shared.settings.child_environment``) and then ``env`` on top.
+    """
     log_dir.mkdir(parents=True, exist_ok=True)
     log_path = log_dir / f"{name}.log"
     command = [sys.executable, "-m", "taskforce_cli.main", "worker", "--name", name]
@@ -72,7 +76,7 @@ def start_worker(
         command += ["--pool", pool]
     with log_path.open("ab") as log:
         process = subprocess.Popen(
-            command, stdout=log, stderr=subprocess.STDOUT, env={**os.environ, **(env or {})},
+            command, stdout=log, stderr=subprocess.STDOUT, env=child_environment(env),
             start_new_session=True,
         )
     return WorkerProcess(name=name, process=process, log_path=log_path)
@@ -126,11 +130,14 @@ class Fleet:
 
 
 def use_environment(env: dict[str, str]) -> None:
-    """Point this process at ``env``'s servers (settings, engine and Celery app)."""
-    os.environ.update(env)
-    get_settings.cache_clear()
-    dispose_engine()
-    celery_app.reconfigure()
+    """Override this process's settings with ``env`` (variable names such as
+    ``REDIS_URL``), without touching ``os.environ``; the engine and the Celery app follow,
+    and workers started afterwards receive the same values.
+
+    Raises:
+        TypeError: A name is not a Taskforce setting.
+    """
+    override_settings(**env)
 
 
 @contextmanager
@@ -159,9 +166,7 @@ def servers(data_dir: Path | None = None) -> Iterator[EmbeddedServices | None]:
         dispose_engine()
         if embedded is not None:
             embedded.stop()
-            for name in ("REDIS_URL", "DATABASE_URL"):
-                os.environ.pop(name, None)
-            get_settings.cache_clear()
+            reset_settings("REDIS_URL", "DATABASE_URL")
 
 
 @contextmanager

@@ -30,7 +30,7 @@ os.environ.setdefault(
 )
 
 from shared.domain.models import Goal, GoalRequest
-from shared.settings import get_settings
+from shared.settings import get_settings, override_settings
 from taskforce_cli import fleet as fleet_module
 
 REPO = Path(__file__).resolve().parents[1]
@@ -62,7 +62,7 @@ def services() -> Iterator[dict[str, str]]:
     drop = None
     if settings.redis_url and settings.database_url:
         database_url, drop = _fresh_database(settings.database_url)
-        fleet_module.use_environment({"DATABASE_URL": database_url})
+        override_settings(database_url=database_url)
         context = fleet_module.servers()
     else:
         directory = Path(tempfile.mkdtemp(prefix="taskforce-test-"))

@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import os
 import subprocess
 import sys
 import time
@@ -10,6 +9,7 @@ import time
 import httpx
 
 from shared.domain.models import GoalRequest
+from shared.settings import child_environment
 from taskforce_cli.embedded import free_port
 from tests.conftest import REPO
 
@@ -20,7 +20,7 @@ def test_flower_lists_the_workers_and_their_tasks(workers, run_goal, tmp_path) -
     log = (tmp_path / "flower.log").open("wb")
     flower = subprocess.Popen(
         [sys.executable, "-m", "taskforce_cli.main", "flower", "--port", str(port)],
-        env={**os.environ, "FLOWER_UNAUTHENTICATED_API": "true"}, cwd=REPO,
+        env=child_environment({"FLOWER_UNAUTHENTICATED_API": "true"}), cwd=REPO,
         stdout=log, stderr=subprocess.STDOUT,
     )
     base = f"http://127.0.0.1:{port}"

@@ -4,7 +4,6 @@ wire-level simulator: the CLI, malformed plans and their repair, and the canary 
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 
@@ -13,6 +12,7 @@ from sqlalchemy import text
 
 from shared.domain.models import GoalRequest
 from shared.persistence.tables import metadata
+from shared.settings import child_environment
 from tests.conftest import CANARY_KEY, REPO
 
 GOAL = "If Mariana Trench was 20% shallower and the Puerto Rico Trench was 20% deeper, " \
@@ -24,7 +24,7 @@ def test_run_json_completes_on_a_real_provider_with_tokens_and_cost(workers, pro
     result = subprocess.run(
         [sys.executable, "-m", "taskforce_cli.main", "run", GOAL, "--provider", provider,
          "--json", "--workers", "0", "--timeout", "120"],
-        capture_output=True, text=True, timeout=180, cwd=REPO, env=dict(os.environ),
+        capture_output=True, text=True, timeout=180, cwd=REPO, env=child_environment(),
     )
     assert result.returncode == 0, result.stderr[-2000:]
     goal = json.loads(result.stdout)

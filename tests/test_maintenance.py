@@ -6,7 +6,7 @@ import time
 
 from sqlalchemy import text
 
-from scheduler.beat import BEAT_SCHEDULE
+from scheduler.beat import app as beat_app
 from shared import names
 from shared.celery_app import send
 from shared.domain.models import GoalRequest
@@ -22,7 +22,7 @@ def wait_for(predicate, timeout: float = 30.0) -> bool:  # noqa: ANN001
 
 
 def test_beat_schedules_every_maintenance_job() -> None:
-    assert {entry["task"] for entry in BEAT_SCHEDULE.values()} == {
+    assert {entry["task"] for entry in beat_app.conf.beat_schedule.values()} == {
         names.RECONCILE, names.ROLLUP_COSTS, names.CLEAN_MEMORY}
 
 

@@ -63,13 +63,15 @@ def test_a_cycle_is_rejected_naming_its_steps() -> None:
 def test_a_cycle_behind_other_steps_names_only_the_cycle() -> None:
     text = reason({"steps": [
         {"id": 1, "kind": "tool", "tool": "calculator", "args": {"expression": "1 + 1"}},
-        {"id": 2, "kind": "tool", "tool": "calculator", "args": {"expression": "$1.value + $4.value"}},
+        {"id": 2, "kind": "tool", "tool": "calculator",
+         "args": {"expression": "$1.value + $4.value"}},
         {"id": 3, "kind": "tool", "tool": "calculator", "args": {"expression": "$2.value"}},
         {"id": 4, "kind": "tool", "tool": "calculator", "args": {"expression": "$3.value"}},
         synth(5, 4),
     ]})
     assert text.startswith("dependency cycle: ")
-    named = {int(part.split()[-1]) for part in text.removeprefix("dependency cycle: ").split(" -> ")}
+    parts = text.removeprefix("dependency cycle: ").split(" -> ")
+    named = {int(part.split()[-1]) for part in parts}
     assert named == {2, 3, 4}
 
 

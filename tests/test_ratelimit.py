@@ -23,7 +23,13 @@ from shared.errors import RateLimitedError, RetryableLLMError
 from shared.llm import ratelimit
 from shared.llm.base import LLMRequest
 from shared.llm.ratelimit import RateLimiter, acquire_llm_capacity, estimate_tokens
-from shared.settings import RateLimit, Settings, get_settings, parse_rate_limits
+from shared.settings import (
+    RateLimit,
+    Settings,
+    get_settings,
+    overridden_settings,
+    parse_rate_limits,
+)
 
 PROVIDER, MODEL = "openai", "gpt-test"
 INTERVAL_S = 0.1  # 600 requests per minute
@@ -234,10 +240,9 @@ def test_acquire_llm_capacity_lets_calls_through_when_redis_is_down(
     configured: str, monkeypatch: pytest.MonkeyPatch, caplog: pytest.LogCaptureFixture,
 ) -> None:
     with socket_on_free_port() as port:
-        monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{port}/0")
-        get_settings.cache_clear()
-        for _ in range(2):
-            acquire_llm_capacity("openai", configured, 100)
+        with overridden_settings(redis_url=f"redis://127.0.0.1:{port}/0"):
+            for _ in range(2):
+                acquire_llm_capacity("openai", configured, 100)
     assert "Redis unavailable" in caplog.text
 
 

@@ -5,7 +5,6 @@ call of a malformed answer that came from the vendor simulator."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 import sys
 from pathlib import Path
@@ -14,6 +13,7 @@ import pytest
 from sqlalchemy import text
 
 from shared.domain.models import GoalRequest
+from shared.settings import child_environment
 from taskforce_cli.batch import BatchItem, run_batch
 from taskforce_cli.display import summary_table
 from taskforce_cli.results import summarize
@@ -28,7 +28,7 @@ def taskforce_run(*args: str) -> subprocess.CompletedProcess:
         [sys.executable, "-m", "taskforce_cli.main", "run", *args, "--workers", "0",
          "--timeout", "120"],
         capture_output=True, text=True, timeout=180, cwd=REPO,
-        env=dict(os.environ) | {"COLUMNS": "200"},
+        env=child_environment({"COLUMNS": "200"}),
     )
 
 

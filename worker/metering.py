@@ -20,8 +20,7 @@ from shared.llm.base import LLMRequest, LLMResult, Usage
 from shared.llm.pricing import cost_usd
 from shared.llm.providers import get_provider
 from shared.llm.ratelimit import acquire_llm_capacity, estimate_tokens
-from shared.persistence import budgets
-from shared.persistence import goals as goal_store
+from shared.persistence import budgets, llm_calls
 from shared.persistence import retry as db_retry
 
 
@@ -39,9 +38,10 @@ def record_call(
                     usage.cached_tokens)
 
     def work(connection: Connection) -> None:
-        goal_store.record_llm_call(
+        llm_calls.record_llm_call(
             connection, goal_id=goal_id, step_id=step_id, purpose=purpose,
-            provider=provider, model=model, usage=usage, cost_usd=cost,
+            provider=provider, model=model, input_tokens=usage.input_tokens,
+            output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens, cost_usd=cost,
             latency_s=latency_s, simulated=simulated, error=error,
         )
         budgets.release(connection, goal_id=goal_id, reservation=reservation)

@@ -1,4 +1,5 @@
-"""Celery tasks of the worker: thin wrappers that pass ids to :mod:`worker.planner` and :mod:`worker.execution`."""
+"""Celery tasks of the worker: thin wrappers that pass ids to :mod:`worker.planner` and
+:mod:`worker.execution`."""
 
 from __future__ import annotations
 

@@ -14,8 +14,10 @@ import uuid
 from dataclasses import dataclass
 from decimal import Decimal
 
-from sqlalchemy import text
+from sqlalchemy import func, select, update
 from sqlalchemy.engine import Connection
+
+from shared.persistence.tables import goals, llm_calls
 
 
 @dataclass(frozen=True)
@@ -69,18 +71,16 @@ def reserve(connection: Connection, *, goal_id: uuid.UUID,
 
     Runs under the goal row lock (taken here), in the caller's transaction.
     """
+    calls = llm_calls.c.goal_id == goals.c.id
+    spent_tokens = select(func.coalesce(
+        func.sum(llm_calls.c.input_tokens + llm_calls.c.output_tokens), 0)).where(calls)
+    spent_usd = select(func.coalesce(func.sum(llm_calls.c.cost_usd), 0)).where(calls)
     row = connection.execute(
-        text(
-            """
-            SELECT g.max_tokens, g.max_cost_usd, g.reserved_tokens, g.reserved_usd,
-                   coalesce((SELECT sum(c.input_tokens + c.output_tokens) FROM llm_calls c
-                             WHERE c.goal_id = g.id), 0) AS spent_tokens,
-                   coalesce((SELECT sum(c.cost_usd) FROM llm_calls c
-                             WHERE c.goal_id = g.id), 0) AS spent_usd
-            FROM goals g WHERE g.id = :id FOR UPDATE
-            """
-        ),
-        {"id": goal_id},
+        select(goals.c.max_tokens, goals.c.max_cost_usd, goals.c.reserved_tokens,
+               goals.c.reserved_usd, spent_tokens.scalar_subquery().label("spent_tokens"),
+               spent_usd.scalar_subquery().label("spent_usd"))
+        .where(goals.c.id == goal_id)
+        .with_for_update()
     ).one()
     max_usd = float(row.max_cost_usd) if row.max_cost_usd is not None else None
     check = BudgetCheck(
@@ -95,17 +95,18 @@ def reserve(connection: Connection, *, goal_id: uuid.UUID,
     if over_tokens or over_usd:
         return BudgetCheck(**{**check.__dict__, "granted": False})
     connection.execute(
-        text("UPDATE goals SET reserved_tokens = reserved_tokens + :tokens, "
-             "reserved_usd = reserved_usd + :usd WHERE id = :id"),
-        {"id": goal_id, "tokens": reservation.tokens, "usd": Decimal(str(reservation.cost_usd))},
+        update(goals).where(goals.c.id == goal_id)
+        .values(reserved_tokens=goals.c.reserved_tokens + reservation.tokens,
+                reserved_usd=goals.c.reserved_usd + Decimal(str(reservation.cost_usd)))
     )
     return check
 
 
 def release(connection: Connection, *, goal_id: uuid.UUID, reservation: Reservation) -> None:
     """Give a reservation back (the call was recorded, or not made)."""
+    usd = Decimal(str(reservation.cost_usd))
     connection.execute(
-        text("UPDATE goals SET reserved_tokens = greatest(reserved_tokens - :tokens, 0), "
-             "reserved_usd = greatest(reserved_usd - :usd, 0) WHERE id = :id"),
-        {"id": goal_id, "tokens": reservation.tokens, "usd": Decimal(str(reservation.cost_usd))},
+        update(goals).where(goals.c.id == goal_id)
+        .values(reserved_tokens=func.greatest(goals.c.reserved_tokens - reservation.tokens, 0),
+                reserved_usd=func.greatest(goals.c.reserved_usd - usd, 0))
     )

@@ -13,11 +13,11 @@ from collections.abc import Iterator
 from contextlib import contextmanager
 from pathlib import Path
 
-from sqlalchemy import create_engine
+from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Connection, Engine
 
 from shared.errors import ConfigurationError
-from shared.settings import get_settings
+from shared.settings import get_settings, on_settings_change
 
 _lock = threading.Lock()
 _engine: Engine | None = None
@@ -90,6 +90,21 @@ def dispose_engine() -> None:
             _engine = None
 
 
+# A settings override (a new DATABASE_URL, a pool size) takes effect on the next use.
+on_settings_change(dispose_engine)
+
+
+def ping() -> None:
+    """One round trip to the database (``SELECT 1``), for health checks.
+
+    Raises:
+        sqlalchemy.exc.SQLAlchemyError: The database cannot be reached.
+        ConfigurationError: ``DATABASE_URL`` is not set.
+    """
+    with get_engine().connect() as connection:
+        connection.execute(select(1))
+
+
 def migrate(url: str | None = None) -> None:
     """Bring the schema up to the newest Alembic revision (idempotent).
 
@@ -101,7 +116,6 @@ def migrate(url: str | None = None) -> None:
     """
     from alembic import command
     from alembic.config import Config
-    from sqlalchemy import text
 
     url = url or database_url()
     config = Config()
@@ -109,7 +123,7 @@ def migrate(url: str | None = None) -> None:
     engine = create_engine(url)
     try:
         with engine.begin() as connection:
-            connection.execute(text("SELECT pg_advisory_xact_lock(72071)"))
+            connection.execute(select(func.pg_advisory_xact_lock(72071)))
             config.attributes["connection"] = connection
             command.upgrade(config, "head")
     finally:

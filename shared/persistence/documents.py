@@ -8,9 +8,11 @@ from collections.abc import Iterable, Iterator
 from pathlib import Path
 
 from sqlalchemy import text
-from sqlalchemy.engine import Connection
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection, Row
 
 from shared.errors import ConfigurationError
+from shared.persistence import tables
 
 # Longest chunk stored as one document (characters); longer text files are split at
 # paragraph boundaries so that a hit points at a passage, not a whole book.
@@ -83,10 +85,36 @@ def insert_documents(connection: Connection, documents: Iterable[dict[str, str]]
             f"{document['title']}\0{document['body']}".encode()
         ).hexdigest()
         added += connection.execute(
-            text(
-                "INSERT INTO documents (source, title, body, content_sha256) "
-                "VALUES (:source, :title, :body, :digest) ON CONFLICT DO NOTHING"
-            ),
-            {**document, "digest": digest},
+            pg_insert(tables.documents)
+            .values(source=document["source"], title=document["title"],
+                    body=document["body"], content_sha256=digest)
+            .on_conflict_do_nothing()
         ).rowcount
     return added
+
+
+# Raw SQL: Postgres text search turns the words into a tsquery whose terms are OR-ed
+# (plainto_tsquery AND-s them; the text form is rewritten), which needs casts between
+# tsquery and text that read more plainly as SQL than as Core expressions.
+_SEARCH = text(
+    """
+    WITH q AS (
+        SELECT replace(plainto_tsquery('english', :query)::text, '&', '|')::tsquery AS tsq
+    )
+    SELECT d.title, d.source, d.body, ts_rank_cd(d.tsv, q.tsq) AS rank
+    FROM documents d, q
+    WHERE q.tsq::text <> '' AND d.tsv @@ q.tsq
+    ORDER BY rank DESC, d.id
+    LIMIT :limit
+    """
+)
+
+
+def search_documents(connection: Connection, *, query: str, limit: int) -> list[Row]:
+    """Documents matching any word of ``query`` (``english`` text search), best first.
+
+    Returns:
+        Up to ``limit`` rows with ``title``, ``source``, ``body`` and ``rank``
+        (``ts_rank_cd``, which favours documents matching more terms close together).
+    """
+    return list(connection.execute(_SEARCH, {"query": query, "limit": limit}).all())

@@ -1,31 +1,30 @@
-"""Goal-level queries: submit, plan, finish, show, and episodes.
+"""Goal lifecycle in SQL: submit, plan, replan, finish, and the statuses clients poll.
 
 Every function takes an open ``Connection`` inside a transaction (``engine.begin()``)
-and commits nothing itself, so callers decide what is atomic.
+and commits nothing itself, so callers decide what is atomic. Status values come from
+``GoalStatus`` and ``StepStatus``; queries are SQLAlchemy Core expressions on
+``shared.persistence.tables``. What clients see of a goal is built in
+``shared.persistence.views``; LLM call records live in ``shared.persistence.llm_calls``.
 """
 
 from __future__ import annotations
 
 import uuid
+from collections.abc import Iterable
+from datetime import timedelta
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import case, delete, func, select, update
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from shared.domain.models import (
-    Episode,
-    Goal,
-    GoalStatus,
-    LLMCallRecord,
-    Plan,
-    StepRun,
-    StepState,
-    StepStatus,
-)
-from shared.errors import GoalNotFoundError
-from shared.llm.base import Usage
-from shared.persistence.tables import goals, llm_calls, plans, steps
+from shared.domain.models import GoalStatus, Plan, StepStatus
+from shared.persistence.tables import goals, plans, steps
+from shared.persistence.views import write_episode
+
+# The statuses a goal never leaves, and the steps a goal's end (or a replan) skips.
+FINAL_GOAL_STATUSES = tuple(s.value for s in GoalStatus if s.is_final)
+UNSTARTED_STEP_STATUSES = (StepStatus.PENDING.value, StepStatus.QUEUED.value)
 
 
 def create_goal(
@@ -74,8 +73,8 @@ def create_goal(
     if inserted is not None:
         return inserted, None
     row = connection.execute(
-        text("SELECT id, request_sha256 FROM goals WHERE idempotency_key = :key"),
-        {"key": idempotency_key},
+        select(goals.c.id, goals.c.request_sha256)
+        .where(goals.c.idempotency_key == idempotency_key)
     ).one()
     return row.id, row.request_sha256 or ""
 
@@ -83,7 +82,7 @@ def create_goal(
 def delete_pending_goal(connection: Connection, *, goal_id: uuid.UUID) -> None:
     """Remove a goal that was stored but never enqueued (its publish failed)."""
     connection.execute(
-        text("DELETE FROM goals WHERE id = :id AND status = 'pending'"), {"id": goal_id}
+        delete(goals).where(goals.c.id == goal_id, goals.c.status == GoalStatus.PENDING.value)
     )
 
 
@@ -97,16 +96,17 @@ def claim_goal_for_planning(
     ``stale_after_s`` seconds (its planner crashed), so a second delivery of the same
     ``plan_goal`` message while the first is planning does nothing.
     """
+    stale = goals.c.updated_at < func.now() - timedelta(seconds=stale_after_s)
     row = connection.execute(
-        text(
-            """
-            UPDATE goals SET status = 'planning', updated_at = now()
-            WHERE id = :id AND (status IN ('pending', 'replanning')
-                  OR (status = 'planning' AND updated_at < now() - make_interval(secs => :stale)))
-            RETURNING id, text, provider, model, plan_version, requested_plan, replans
-            """
-        ),
-        {"id": goal_id, "stale": stale_after_s},
+        update(goals)
+        .where(
+            goals.c.id == goal_id,
+            goals.c.status.in_([GoalStatus.PENDING.value, GoalStatus.REPLANNING.value])
+            | ((goals.c.status == GoalStatus.PLANNING.value) & stale),
+        )
+        .values(status=GoalStatus.PLANNING.value, updated_at=func.now())
+        .returning(goals.c.id, goals.c.text, goals.c.provider, goals.c.model,
+                   goals.c.plan_version, goals.c.requested_plan, goals.c.replans)
     ).mappings().first()
     return dict(row) if row else None
 
@@ -118,7 +118,7 @@ def lock_goal(connection: Connection, *, goal_id: uuid.UUID) -> str | None:
     decisions about which dependents became ready see each other's commits.
     """
     return connection.execute(
-        text("SELECT status FROM goals WHERE id = :id FOR UPDATE"), {"id": goal_id}
+        select(goals.c.status).where(goals.c.id == goal_id).with_for_update()
     ).scalar()
 
 
@@ -139,11 +139,11 @@ def start_plan(
     if lock_goal(connection, goal_id=goal_id) != GoalStatus.PLANNING.value:
         return None
     version, queued_at = connection.execute(
-        text(
-            "UPDATE goals SET status = 'running', plan_version = plan_version + 1, "
-            "updated_at = now() WHERE id = :id RETURNING plan_version, now()"
-        ),
-        {"id": goal_id},
+        update(goals)
+        .where(goals.c.id == goal_id)
+        .values(status=GoalStatus.RUNNING.value, plan_version=goals.c.plan_version + 1,
+                updated_at=func.now())
+        .returning(goals.c.plan_version, func.now())
     ).one()
     connection.execute(
         plans.insert().values(goal_id=goal_id, version=version, plan=plan.model_dump(mode="json"))
@@ -173,33 +173,40 @@ def start_plan(
     return roots
 
 
+def _skip_unstarted_steps(connection: Connection, goal_id: uuid.UUID) -> None:
+    connection.execute(
+        update(steps)
+        .where(steps.c.goal_id == goal_id, steps.c.status.in_(UNSTARTED_STEP_STATUSES))
+        .values(status=StepStatus.SKIPPED.value, lease_owner=None, lease_expires_at=None)
+    )
+
+
 def begin_replan(connection: Connection, *, goal_id: uuid.UUID, max_replans: int) -> bool:
     """Move a running goal with replans left (its own ``max_replans``, else the given
     default ``max_replans``) to ``replanning`` and
     skip the steps of its plan that had not started. Returns False (nothing changed) if
     the goal was not running or has no replan left."""
     moved = connection.execute(
-        text("UPDATE goals SET status = 'replanning', replans = replans + 1, "
-             "updated_at = now() WHERE id = :id AND status = 'running' "
-             "AND replans < coalesce(max_replans, :max_replans)"),
-        {"id": goal_id, "max_replans": max_replans},
+        update(goals)
+        .where(goals.c.id == goal_id, goals.c.status == GoalStatus.RUNNING.value,
+               goals.c.replans < func.coalesce(goals.c.max_replans, max_replans))
+        .values(status=GoalStatus.REPLANNING.value, replans=goals.c.replans + 1,
+                updated_at=func.now())
     ).rowcount
     if moved:
-        connection.execute(
-            text("UPDATE steps SET status = 'skipped' WHERE goal_id = :id "
-                 "AND status IN ('pending', 'queued')"),
-            {"id": goal_id},
-        )
+        _skip_unstarted_steps(connection, goal_id)
     return bool(moved)
 
 
 def defer_planning(connection: Connection, *, goal_id: uuid.UUID) -> bool:
     """Give a goal being planned back (``pending``, or ``replanning`` for a replan), so a
     later ``plan_goal`` takes it; used when a rate limit refused the planning call."""
+    back = case((goals.c.plan_version > 0, GoalStatus.REPLANNING.value),
+                else_=GoalStatus.PENDING.value)
     return bool(connection.execute(
-        text("UPDATE goals SET status = CASE WHEN plan_version > 0 THEN 'replanning' "
-             "ELSE 'pending' END, updated_at = now() WHERE id = :id AND status = 'planning'"),
-        {"id": goal_id},
+        update(goals)
+        .where(goals.c.id == goal_id, goals.c.status == GoalStatus.PLANNING.value)
+        .values(status=back, updated_at=func.now())
     ).rowcount)
 
 
@@ -207,20 +214,21 @@ def replan_context(connection: Connection, *, goal_id: uuid.UUID) -> dict[str, A
     """What a replanning call needs: the steps that succeeded (reusable by id), the
     steps that failed with their errors, and the first free step id."""
     rows = connection.execute(
-        text("SELECT step_id, kind, tool, args, status, result, error FROM steps "
-             "WHERE goal_id = :id ORDER BY step_id"),
-        {"id": goal_id},
+        select(steps.c.step_id, steps.c.kind, steps.c.tool, steps.c.args, steps.c.status,
+               steps.c.result, steps.c.error)
+        .where(steps.c.goal_id == goal_id)
+        .order_by(steps.c.step_id)
     ).mappings().all()
     return {
         "completed": [
             {"id": r["step_id"], "kind": r["kind"], "tool": r["tool"], "args": r["args"],
              "output": r["result"]}
-            for r in rows if r["status"] == "succeeded"
+            for r in rows if r["status"] == StepStatus.SUCCEEDED
         ],
         "failed": [
             {"id": r["step_id"], "kind": r["kind"], "tool": r["tool"], "args": r["args"],
              "error": r["error"]}
-            for r in rows if r["status"] == "failed"
+            for r in rows if r["status"] == StepStatus.FAILED
         ],
         "next_step_id": 1 + max((r["step_id"] for r in rows), default=0),
         "used_step_ids": [r["step_id"] for r in rows],
@@ -241,165 +249,30 @@ def finish_goal(
         True if this call ended the goal, False if it had already ended.
     """
     updated = connection.execute(
-        text(
-            """
-            UPDATE goals SET status = :status, answer = :answer, error = :error,
-                   finished_at = now(), updated_at = now()
-            WHERE id = :id AND status NOT IN ('succeeded', 'failed', 'cancelled')
-            """
-        ),
-        {"id": goal_id, "status": status.value, "answer": answer, "error": error},
+        update(goals)
+        .where(goals.c.id == goal_id, goals.c.status.not_in(FINAL_GOAL_STATUSES))
+        .values(status=status.value, answer=answer, error=error, finished_at=func.now(),
+                updated_at=func.now())
     ).rowcount
     if not updated:
         return False
-    connection.execute(
-        text(
-            "UPDATE steps SET status = 'skipped', lease_owner = NULL, lease_expires_at = NULL "
-            "WHERE goal_id = :id AND status IN ('pending', 'queued')"
-        ),
-        {"id": goal_id},
-    )
+    _skip_unstarted_steps(connection, goal_id)
     write_episode(connection, goal_id=goal_id)
     return True
 
 
-def record_llm_call(
-    connection: Connection,
-    *,
-    goal_id: uuid.UUID,
-    step_id: int | None,
-    purpose: str,
-    provider: str,
-    model: str,
-    usage: Usage,
-    cost_usd: float,
-    latency_s: float,
-    simulated: bool,
-    error: str | None = None,
-) -> None:
-    """Store one LLM call with its token usage (tokens), cost (USD) and latency (s)."""
-    connection.execute(
-        llm_calls.insert().values(
-            goal_id=goal_id,
-            step_id=step_id,
-            purpose=purpose,
-            provider=provider,
-            model=model,
-            input_tokens=usage.input_tokens,
-            output_tokens=usage.output_tokens,
-            cached_tokens=usage.cached_tokens,
-            cost_usd=cost_usd,
-            latency_s=latency_s,
-            simulated=simulated,
-            error=error,
-        )
-    )
+def goal_statuses(connection: Connection, *, goal_ids: Iterable[uuid.UUID]
+                  ) -> dict[uuid.UUID, str]:
+    """Current status of each of ``goal_ids`` that exists, in one query."""
+    rows = connection.execute(
+        select(goals.c.id, goals.c.status).where(goals.c.id.in_(list(goal_ids)))
+    ).all()
+    return {row.id: row.status for row in rows}
 
 
-def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
-    """The goal as clients see it: status, steps with timings, answer, token and cost totals.
-
-    Raises:
-        GoalNotFoundError: No goal has this id.
-    """
-    row = connection.execute(
-        text(
-            """
-            SELECT g.*, coalesce(c.input_tokens, 0) AS input_tokens,
-                   coalesce(c.output_tokens, 0) AS output_tokens,
-                   coalesce(c.cost_usd, 0) AS cost_usd, coalesce(c.simulated, false) AS simulated
-            FROM goals g
-            LEFT JOIN LATERAL (
-                SELECT sum(input_tokens) AS input_tokens, sum(output_tokens) AS output_tokens,
-                       sum(cost_usd) AS cost_usd, bool_or(simulated) AS simulated
-                FROM llm_calls WHERE goal_id = g.id
-            ) c ON true
-            WHERE g.id = :id
-            """
-        ),
-        {"id": goal_id},
-    ).mappings().first()
-    if row is None:
-        raise GoalNotFoundError(f"no goal with id {goal_id}")
-    step_rows = connection.execute(
-        text("SELECT * FROM steps WHERE goal_id = :id ORDER BY step_id"), {"id": goal_id}
-    ).mappings().all()
-    return Goal(
-        id=row["id"],
-        goal=row["text"],
-        status=row["status"],
-        provider=row["provider"],
-        model=row["model"],
-        metadata=row["metadata"],
-        answer=row["answer"],
-        error=row["error"],
-        created_at=row["created_at"],
-        finished_at=row["finished_at"],
-        tokens=int(row["input_tokens"]) + int(row["output_tokens"]),
-        input_tokens=int(row["input_tokens"]),
-        output_tokens=int(row["output_tokens"]),
-        cost_usd=float(row["cost_usd"]),
-        simulated=row["simulated"] or row["provider"] == "sim",
-        steps=[
-            StepState(
-                id=s["step_id"],
-                kind=s["kind"],
-                tool=s["tool"],
-                args=s["args"],
-                dependencies=list(s["depends_on"]),
-                plan_version=s["plan_version"],
-                status=s["status"],
-                attempt=s["attempt"],
-                started_at=s["started_at"],
-                finished_at=s["finished_at"],
-                result=s["result"],
-                error=s["error"],
-            )
-            for s in step_rows
-        ],
-    )
-
-
-def build_episode(connection: Connection, *, goal_id: uuid.UUID) -> Episode:
-    """Assemble the goal's episode: goal, plan, step runs, LLM calls and totals."""
-    view = get_goal_view(connection, goal_id=goal_id)
-    plan_json = connection.execute(
-        text("SELECT plan FROM plans WHERE goal_id = :id ORDER BY version DESC LIMIT 1"),
-        {"id": goal_id},
-    ).scalar()
-    runs = connection.execute(
-        text(
-            "SELECT step_id, attempt, worker, started_at, finished_at, outcome, error "
-            "FROM step_runs WHERE goal_id = :id ORDER BY id"
-        ),
-        {"id": goal_id},
-    ).mappings().all()
-    calls = connection.execute(
-        text(
-            "SELECT purpose, step_id, provider, model, input_tokens, output_tokens, cost_usd, "
-            "latency_s, simulated, created_at FROM llm_calls WHERE goal_id = :id ORDER BY id"
-        ),
-        {"id": goal_id},
-    ).mappings().all()
-    return Episode(
-        goal=view,
-        plan=Plan.model_validate(plan_json) if plan_json else None,
-        runs=[StepRun.model_validate(dict(r)) for r in runs],
-        llm_calls=[
-            LLMCallRecord.model_validate({**c, "cost_usd": float(c["cost_usd"])}) for c in calls
-        ],
-        total_tokens=view.tokens,
-        total_cost_usd=view.cost_usd,
-    )
-
-
-def write_episode(connection: Connection, *, goal_id: uuid.UUID) -> None:
-    """Store the goal's episode once (a second call keeps the first)."""
-    episode = build_episode(connection, goal_id=goal_id)
-    connection.execute(
-        text(
-            "INSERT INTO episodes (goal_id, episode) VALUES (:id, CAST(:episode AS jsonb)) "
-            "ON CONFLICT (goal_id) DO NOTHING"
-        ),
-        {"id": goal_id, "episode": episode.model_dump_json()},
-    )
+def queued_step_ids(connection: Connection, *, goal_id: uuid.UUID) -> list[int]:
+    """Numbers of the goal's steps that are ``queued`` (their messages may be in flight)."""
+    return list(connection.execute(
+        select(steps.c.step_id)
+        .where(steps.c.goal_id == goal_id, steps.c.status == StepStatus.QUEUED.value)
+    ).scalars())

@@ -2,8 +2,13 @@
 
 from __future__ import annotations
 
-from sqlalchemy import text
+from datetime import timedelta
+
+from sqlalchemy import ColumnElement, Date, cast, delete, func, literal_column, select
+from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
+
+from shared.persistence.tables import cost_rollups, goals, llm_calls, step_runs
 
 
 def delete_old_goals(connection: Connection, *, older_than_days: int) -> int:
@@ -11,35 +16,40 @@ def delete_old_goals(connection: Connection, *, older_than_days: int) -> int:
     hangs off them (cascade). Returns the number of goals deleted."""
     ids = list(
         connection.execute(
-            text(
-                "DELETE FROM goals WHERE finished_at < now() - make_interval(days => :days) "
-                "RETURNING id"
-            ),
-            {"days": older_than_days},
+            delete(goals)
+            .where(goals.c.finished_at < func.now() - timedelta(days=older_than_days))
+            .returning(goals.c.id)
         ).scalars()
     )
     if ids:
-        connection.execute(text("DELETE FROM step_runs WHERE goal_id = ANY(:ids)"), {"ids": ids})
+        connection.execute(delete(step_runs).where(step_runs.c.goal_id.in_(ids)))
     return len(ids)
+
+
+def _utc_day(timestamp: ColumnElement) -> ColumnElement:
+    # A literal, not a parameter: GROUP BY must repeat the SELECT's expression exactly.
+    return cast(func.timezone(literal_column("'UTC'"), timestamp), Date)
 
 
 def rollup_costs(connection: Connection, *, days: int) -> int:
     """Recompute ``cost_rollups`` for the last ``days`` days (UTC). Returns rows written."""
+    day = _utc_day(llm_calls.c.created_at)
+    totals = (
+        select(day, llm_calls.c.provider, llm_calls.c.model, func.count(),
+               func.sum(llm_calls.c.input_tokens), func.sum(llm_calls.c.output_tokens),
+               func.sum(llm_calls.c.cost_usd), func.now())
+        .where(llm_calls.c.created_at >= _utc_day(func.now()) - days)
+        .group_by(day, llm_calls.c.provider, llm_calls.c.model)
+    )
+    insert = pg_insert(cost_rollups).from_select(
+        ["day", "provider", "model", "calls", "input_tokens", "output_tokens", "cost_usd",
+         "updated_at"], totals)
+    excluded = insert.excluded
     return connection.execute(
-        text(
-            """
-            INSERT INTO cost_rollups (day, provider, model, calls, input_tokens,
-                                      output_tokens, cost_usd, updated_at)
-            SELECT (created_at AT TIME ZONE 'UTC')::date, provider, model, count(*),
-                   sum(input_tokens), sum(output_tokens), sum(cost_usd), now()
-            FROM llm_calls
-            WHERE created_at >= (now() AT TIME ZONE 'UTC')::date - :days
-            GROUP BY 1, 2, 3
-            ON CONFLICT (day, provider, model) DO UPDATE SET
-                calls = EXCLUDED.calls, input_tokens = EXCLUDED.input_tokens,
-                output_tokens = EXCLUDED.output_tokens, cost_usd = EXCLUDED.cost_usd,
-                updated_at = now()
-            """
-        ),
-        {"days": days},
+        insert.on_conflict_do_update(
+            index_elements=[cost_rollups.c.day, cost_rollups.c.provider, cost_rollups.c.model],
+            set_={"calls": excluded.calls, "input_tokens": excluded.input_tokens,
+                  "output_tokens": excluded.output_tokens, "cost_usd": excluded.cost_usd,
+                  "updated_at": func.now()},
+        )
     ).rowcount

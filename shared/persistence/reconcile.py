@@ -12,12 +12,14 @@ from __future__ import annotations
 import logging
 import uuid
 from dataclasses import dataclass, field
+from datetime import timedelta
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, Text, case, cast, exists, func, literal, select, update
 from sqlalchemy.engine import Connection
 
-from shared.domain.models import GoalStatus
+from shared.domain.models import GoalStatus, StepKind, StepStatus
 from shared.persistence import goals as goal_store
+from shared.persistence.tables import goals, steps
 
 log = logging.getLogger(__name__)
 
@@ -56,19 +58,23 @@ class Repairs:
         }
 
 
+_GOAL_RUNNING = goals.c.status == GoalStatus.RUNNING.value
+_STEP_RUNNING = steps.c.status == StepStatus.RUNNING.value
+_LEASE_EXPIRED = steps.c.lease_expires_at < func.now()
+
+
+def _older_than(column: ColumnElement, seconds: float) -> ColumnElement[bool]:
+    return column < func.now() - timedelta(seconds=seconds)
+
+
 def _fail_lost_steps(connection: Connection, repairs: Repairs, max_attempts: int) -> None:
     rows = connection.execute(
-        text(
-            """
-            UPDATE steps s SET status = 'failed', finished_at = now(),
-                   error = 'worker_lost: the lease expired ' || s.attempt || ' times'
-            FROM goals g
-            WHERE g.id = s.goal_id AND g.status = 'running' AND s.status = 'running'
-              AND s.lease_expires_at < now() AND s.attempt >= :max_attempts
-            RETURNING s.goal_id, s.step_id, s.error
-            """
-        ),
-        {"max_attempts": max_attempts},
+        update(steps)
+        .where(goals.c.id == steps.c.goal_id, _GOAL_RUNNING, _STEP_RUNNING, _LEASE_EXPIRED,
+               steps.c.attempt >= max_attempts)
+        .values(status=StepStatus.FAILED.value, finished_at=func.now(),
+                error=func.concat("worker_lost: the lease expired ", steps.c.attempt, " times"))
+        .returning(steps.c.goal_id, steps.c.step_id, steps.c.error)
     ).all()
     for row in rows:
         goal_store.lock_goal(connection, goal_id=row.goal_id)
@@ -82,61 +88,47 @@ def _republish_steps(connection: Connection, repairs: Repairs, stale_s: float) -
     # the message may be lost. queued_at doubles as "last published", so a step is
     # re-published at most once per stale period.
     rows = connection.execute(
-        text(
-            """
-            UPDATE steps s SET queued_at = now()
-            FROM goals g
-            WHERE g.id = s.goal_id AND g.status = 'running'
-              AND ((s.status = 'running' AND s.lease_expires_at < now())
-                   OR (s.status = 'queued'
-                       AND s.queued_at < now() - make_interval(secs => :stale)))
-            RETURNING s.goal_id, s.step_id, s.kind
-            """
-        ),
-        {"stale": stale_s},
+        update(steps)
+        .where(goals.c.id == steps.c.goal_id, _GOAL_RUNNING,
+               (_STEP_RUNNING & _LEASE_EXPIRED)
+               | ((steps.c.status == StepStatus.QUEUED.value)
+                  & _older_than(steps.c.queued_at, stale_s)))
+        .values(queued_at=func.now())
+        .returning(steps.c.goal_id, steps.c.step_id, steps.c.kind)
     ).all()
     repairs.steps_to_publish.extend((r.goal_id, r.step_id, r.kind) for r in rows)
 
 
 def _replan_goals(connection: Connection, repairs: Repairs, stale_s: float,
                   planning_stale_s: float) -> None:
+    planning = goals.c.status == GoalStatus.PLANNING.value
     rows = connection.execute(
-        text(
-            """
-            UPDATE goals SET updated_at = CASE WHEN status = 'planning' THEN updated_at
-                                               ELSE now() END
-            WHERE (status IN ('pending', 'replanning')
-                   AND updated_at < now() - make_interval(secs => :stale))
-               OR (status = 'planning'
-                   AND updated_at < now() - make_interval(secs => :planning_stale))
-            RETURNING id
-            """
-        ),
-        {"stale": stale_s, "planning_stale": planning_stale_s},
+        update(goals)
+        .where(
+            (goals.c.status.in_([GoalStatus.PENDING.value, GoalStatus.REPLANNING.value])
+             & _older_than(goals.c.updated_at, stale_s))
+            | (planning & _older_than(goals.c.updated_at, planning_stale_s)))
+        .values(updated_at=case((planning, goals.c.updated_at), else_=func.now()))
+        .returning(goals.c.id)
     ).scalars()
     repairs.goals_to_plan.extend(rows)
 
 
 def _finish_unrecorded(connection: Connection, repairs: Repairs) -> None:
+    s = steps.alias("s")
+    current = (s.c.goal_id == goals.c.id, s.c.plan_version == goals.c.plan_version)
+    synthesized = (s.c.kind == StepKind.SYNTHESIZE.value) & (
+        s.c.status == StepStatus.SUCCEEDED.value)
+    failed = s.c.status == StepStatus.FAILED.value
+    answer = select(s.c.result["answer"].astext).where(*current, synthesized)
+    error = (
+        select(literal("step_failed: step ") + cast(s.c.step_id, Text) + ": " + s.c.error)
+        .where(*current, failed).order_by(s.c.finished_at).limit(1)
+    )
     rows = connection.execute(
-        text(
-            """
-            SELECT g.id,
-                   (SELECT s.result ->> 'answer' FROM steps s
-                     WHERE s.goal_id = g.id AND s.kind = 'synthesize'
-                       AND s.status = 'succeeded' AND s.plan_version = g.plan_version) AS answer,
-                   (SELECT 'step_failed: step ' || s.step_id || ': ' || s.error FROM steps s
-                     WHERE s.goal_id = g.id AND s.status = 'failed'
-                       AND s.plan_version = g.plan_version
-                     ORDER BY s.finished_at LIMIT 1) AS error
-            FROM goals g
-            WHERE g.status = 'running' AND EXISTS (
-                SELECT 1 FROM steps s WHERE s.goal_id = g.id
-                  AND s.plan_version = g.plan_version AND (
-                    s.status = 'failed'
-                    OR (s.kind = 'synthesize' AND s.status = 'succeeded')))
-            """
-        )
+        select(goals.c.id, answer.scalar_subquery().label("answer"),
+               error.scalar_subquery().label("error"))
+        .where(_GOAL_RUNNING, exists().where(*current, failed | synthesized))
     ).all()
     for row in rows:
         if goal_store.lock_goal(connection, goal_id=row.id) != GoalStatus.RUNNING.value:
@@ -162,8 +154,7 @@ def reconcile(
     succeeded or whose step failed without the goal's end being recorded.
     """
     locked = connection.execute(
-        text("SELECT pg_try_advisory_xact_lock(:key)"), {"key": RECONCILER_LOCK_KEY}
-    ).scalar()
+        select(func.pg_try_advisory_xact_lock(RECONCILER_LOCK_KEY))).scalar()
     repairs = Repairs(locked=bool(locked))
     if not locked:
         return repairs

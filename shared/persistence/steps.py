@@ -22,23 +22,28 @@ import uuid
 from dataclasses import dataclass
 from typing import Any
 
-from sqlalchemy import text
+from sqlalchemy import ColumnElement, func, text, update
 from sqlalchemy.engine import Connection
 
+from shared.domain.models import GoalStatus, StepStatus
 from shared.persistence.goals import lock_goal
+from shared.persistence.tables import step_runs, steps
 
+# Raw SQL: the claim is one round trip (a data-modifying CTE that claims the step, opens
+# its step_runs row and reads its dependencies' outputs), which Core cannot express as
+# one statement. Status values are bound from the enums.
 _CLAIM = text(
     """
     WITH claimed AS (
         UPDATE steps s
-        SET status = 'running', attempt = s.attempt + 1, lease_owner = :worker,
+        SET status = :running, attempt = s.attempt + 1, lease_owner = :worker,
             lease_expires_at = now() + make_interval(secs => :lease_s),
             started_at = coalesce(s.started_at, now())
         FROM goals g
         WHERE s.goal_id = :goal_id AND s.step_id = :step_id AND g.id = s.goal_id
-          AND g.status = 'running'
+          AND g.status = :goal_running
           AND s.attempt < :max_attempts
-          AND (s.status = 'queued' OR (s.status = 'running' AND s.lease_expires_at < now()))
+          AND (s.status = :queued OR (s.status = :running AND s.lease_expires_at < now()))
         RETURNING s.goal_id, s.step_id, s.kind, s.tool, s.args, s.depends_on, s.attempt,
                   g.text AS goal_text, g.provider, g.model
     ), run AS (
@@ -53,18 +58,31 @@ _CLAIM = text(
            ) AS inputs
     FROM claimed, run
     """
-)
+).bindparams(running=StepStatus.RUNNING.value, queued=StepStatus.QUEUED.value,
+             goal_running=GoalStatus.RUNNING.value)
 
-# The commit phase in one round trip: see migration 0002 for the function's body.
+# Raw SQL: the commit phase in one round trip, a call of the server-side function
+# taskforce_complete_step (migrations 0002 and 0004 hold its body). Its status literals
+# ('running', 'succeeded', 'queued', ...) are part of those migrations, which are history
+# and stay as written; they match StepStatus and GoalStatus.
 _COMPLETE = text(
     "SELECT committed, step_kind, goal_status, ready, ready_kinds FROM taskforce_complete_step("
     ":goal_id, :step_id, :worker, :attempt, :run_id, CAST(:result AS jsonb))"
 )
 
-_END_RUN = text(
-    "UPDATE step_runs SET finished_at = now(), outcome = :outcome, error = :error "
-    "WHERE id = :run_id"
-)
+
+def _end_run(connection: Connection, *, run_id: int, outcome: str, error: str | None) -> None:
+    connection.execute(
+        update(step_runs).where(step_runs.c.id == run_id)
+        .values(finished_at=func.now(), outcome=outcome, error=error)
+    )
+
+
+def _held(claim: ClaimedStep, worker: str) -> tuple[ColumnElement[bool], ...]:
+    """The step is still running under ``worker``'s lease at ``claim.attempt``."""
+    return (steps.c.goal_id == claim.goal_id, steps.c.step_id == claim.step_id,
+            steps.c.status == StepStatus.RUNNING.value, steps.c.lease_owner == worker,
+            steps.c.attempt == claim.attempt)
 
 
 @dataclass(frozen=True)
@@ -197,26 +215,12 @@ def fail_step(
     """
     lock_goal(connection, goal_id=claim.goal_id)
     failed = connection.execute(
-        text(
-            """
-            UPDATE steps SET status = 'failed', error = :error, finished_at = now(),
-                   lease_expires_at = NULL
-            WHERE goal_id = :goal_id AND step_id = :step_id AND status = 'running'
-              AND lease_owner = :worker AND attempt = :attempt
-            """
-        ),
-        {
-            "goal_id": claim.goal_id,
-            "step_id": claim.step_id,
-            "worker": worker,
-            "attempt": claim.attempt,
-            "error": error,
-        },
+        update(steps).where(*_held(claim, worker))
+        .values(status=StepStatus.FAILED.value, error=error, finished_at=func.now(),
+                lease_expires_at=None)
     ).rowcount
-    connection.execute(
-        _END_RUN,
-        {"run_id": claim.run_id, "outcome": "failed" if failed else "lease_lost", "error": error},
-    )
+    _end_run(connection, run_id=claim.run_id, outcome="failed" if failed else "lease_lost",
+             error=error)
     return bool(failed)
 
 
@@ -225,32 +229,26 @@ def release_step(connection: Connection, *, claim: ClaimedStep, worker: str,
     """Put a claimed step back to ``queued`` without counting the attempt (it was not
     run: a rate limit refused its LLM call). Returns False if the lease was lost."""
     released = connection.execute(
-        text(
-            """
-            UPDATE steps SET status = 'queued', attempt = attempt - 1, lease_owner = NULL,
-                   lease_expires_at = NULL, queued_at = now()
-            WHERE goal_id = :goal_id AND step_id = :step_id AND status = 'running'
-              AND lease_owner = :worker AND attempt = :attempt
-            """
-        ),
-        {"goal_id": claim.goal_id, "step_id": claim.step_id, "worker": worker,
-         "attempt": claim.attempt},
+        update(steps).where(*_held(claim, worker))
+        .values(status=StepStatus.QUEUED.value, attempt=steps.c.attempt - 1,
+                lease_owner=None, lease_expires_at=None, queued_at=func.now())
     ).rowcount
-    connection.execute(_END_RUN, {"run_id": claim.run_id, "outcome": "released",
-                                  "error": reason})
+    _end_run(connection, run_id=claim.run_id, outcome="released", error=reason)
     return bool(released)
 
 
+# Raw SQL: renewing every lease a worker holds in one statement joins steps with a JSON
+# recordset (jsonb_to_recordset with a column definition list); the status is bound.
 _RENEW = text(
     """
     UPDATE steps s SET lease_expires_at = now() + make_interval(secs => :lease_s)
     FROM jsonb_to_recordset(CAST(:held AS jsonb))
          AS h(goal_id uuid, step_id integer, worker text, attempt integer)
-    WHERE s.goal_id = h.goal_id AND s.step_id = h.step_id AND s.status = 'running'
+    WHERE s.goal_id = h.goal_id AND s.step_id = h.step_id AND s.status = :running
       AND s.lease_owner = h.worker AND s.attempt = h.attempt
     RETURNING s.goal_id, s.step_id
     """
-)
+).bindparams(running=StepStatus.RUNNING.value)
 
 
 def renew_leases(

@@ -12,26 +12,13 @@ import re
 from typing import Any
 
 from pydantic import BaseModel, Field
-from sqlalchemy import text
 
 from shared.errors import ToolError
+from shared.persistence.documents import search_documents
 from shared.tools.base import Tool, ToolContext
 
 _NUMBER = re.compile(r"(?<![\w.])-?\d{1,3}(?:,\d{3})+(?:\.\d+)?|(?<![\w.])-?\d+(?:\.\d+)?")
 SNIPPET_CHARS = 400
-
-_QUERY = text(
-    """
-    WITH q AS (
-        SELECT replace(plainto_tsquery('english', :query)::text, '&', '|')::tsquery AS tsq
-    )
-    SELECT d.title, d.source, d.body, ts_rank_cd(d.tsv, q.tsq) AS rank
-    FROM documents d, q
-    WHERE q.tsq::text <> '' AND d.tsv @@ q.tsq
-    ORDER BY rank DESC, d.id
-    LIMIT :limit
-    """
-)
 
 
 class SearchInput(BaseModel):
@@ -56,7 +43,7 @@ def _run(args: SearchInput, ctx: ToolContext) -> dict[str, Any]:
     if ctx.engine is None:
         raise ToolError("search needs a database engine in its context")
     with ctx.engine.connect() as connection:
-        rows = connection.execute(_QUERY, {"query": args.query, "limit": args.limit}).all()
+        rows = search_documents(connection, query=args.query, limit=args.limit)
     hits = [
         {
             "title": row.title,

@@ -129,8 +129,6 @@ def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
     goal_count = 10 if quick else 60
     rounds = 3 if quick else 5
     makespan_runs = 2 if quick else 5
-    os.environ["SIM_LATENCY_SCALE"] = "0"  # the workers below inherit it
-    get_settings.cache_clear()
     settings = get_settings()
     worker_count = 2
     queues = f"{names.STEPS_QUEUE},{names.BENCH_QUEUE}"
@@ -139,7 +137,8 @@ def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
 
         log_dir = settings.data_dir.resolve() / "logs"
         fleet.workers.extend(
-            start_worker(f"bench{i + 1}-{os.getpid()}", log_dir=log_dir, queues=queues)
+            start_worker(f"bench{i + 1}-{os.getpid()}", log_dir=log_dir, queues=queues,
+                         env={"SIM_LATENCY_SCALE": "0"})  # no simulated LLM latency
             for i in range(worker_count)
         )
         wait_for_workers(fleet.workers)

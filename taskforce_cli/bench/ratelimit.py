@@ -50,7 +50,7 @@ from shared import goals, names
 from shared.domain.models import GoalRequest
 from shared.errors import ServiceUnavailableError, TaskforceError
 from shared.llm.providers import get_provider
-from shared.settings import get_settings
+from shared.settings import child_environment, get_settings, override_settings
 from taskforce_cli.fleet import local_fleet, start_worker, wait_for_workers
 
 LIMIT_RPM = 600
@@ -93,7 +93,7 @@ def _simulator(*, per_window: int, window_s: float, log_path: Path) -> Iterator[
     log_path.parent.mkdir(parents=True, exist_ok=True)
     with log_path.open("ab") as log:
         process = subprocess.Popen(command, stdout=log, stderr=subprocess.STDOUT,
-                                   env={**os.environ, "SIM_LATENCY_SCALE": "1"},
+                                   env=child_environment({"SIM_LATENCY_SCALE": "1"}),
                                    start_new_session=True)
     base_url = f"http://127.0.0.1:{port}"
     try:
@@ -183,8 +183,7 @@ def rate_limit(*, quick: bool, progress: Console | None) -> dict[str, Any]:
                     log_path=log_dir / f"sim-llm-bench-{os.getpid()}.log") as base_url:
         worker_env = {"OPENAI_BASE_URL": f"{base_url}/v1", "OPENAI_API_KEY": "sim-bench",
                       "LLM_RATE_LIMITS": limits}
-        os.environ.update(worker_env)  # this process submits goals on provider openai
-        get_settings.cache_clear()
+        override_settings(**worker_env)  # this process submits goals on provider openai
         with local_fleet(workers=0) as fleet:
             fleet.workers.extend(
                 start_worker(f"ratelimit{i + 1}-{os.getpid()}", log_dir=log_dir,

@@ -21,7 +21,7 @@ import pytest
 from shared import goals
 from shared.domain.models import GoalRequest
 from shared.persistence.db import migrate
-from shared.settings import get_settings
+from shared.settings import child_environment, overridden_settings
 from taskforce_cli import fleet
 from taskforce_cli.embedded import EmbeddedServices
 
@@ -54,7 +54,7 @@ class Cluster:
     def start_worker(self, name: str, *, pool: str = "threads",
                      concurrency: int = 16) -> fleet.WorkerProcess:
         worker = fleet.start_worker(name, log_dir=self.directory / "logs", pool=pool,
-                                    concurrency=concurrency)
+                                    concurrency=concurrency, env=self.env)
         self.workers.append(worker)  # registered first, so teardown stops it whatever happens
         fleet.wait_for_workers([worker])
         return worker
@@ -64,6 +64,7 @@ class Cluster:
         self.beat = subprocess.Popen(
             [sys.executable, "-m", "taskforce_cli.main", "beat", "--loglevel", "INFO"],
             stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+            env=child_environment(self.env),
         )
         log.close()
 
@@ -83,11 +84,10 @@ def cluster() -> Iterator[Cluster]:
     directory.chmod(0o755)
     (directory / "logs").mkdir()
     servers = EmbeddedServices(directory / "embedded")
-    env = servers.start() | FAULT_SETTINGS | {
-        "DATA_DIR": str(directory),
-        "TASKFORCE_TEST_TALLY_LOG": str(directory / "tally.log"),
-    }
-    fleet.use_environment(env)
+    env = servers.start() | FAULT_SETTINGS | {"DATA_DIR": str(directory)}
+    overrides = contextlib.ExitStack()  # this process's settings, until teardown
+    overrides.enter_context(overridden_settings(**env))
+    env["TASKFORCE_TEST_TALLY_LOG"] = str(directory / "tally.log")  # for the children
     result = Cluster(directory=directory, servers=servers, env=env)
     try:
         migrate()
@@ -107,8 +107,7 @@ def cluster() -> Iterator[Cluster]:
             servers.redis.stop(kill=True)
         os.environ.clear()
         os.environ.update(saved)
-        fleet.use_environment({})
-        get_settings.cache_clear()
+        overrides.close()
 
 
 def wait_until(predicate, *, timeout: float, interval: float = 0.05) -> bool:

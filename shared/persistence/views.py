@@ -1,0 +1,120 @@
+"""Read models: the goal as clients see it, and its episode (the record kept when it
+ends).
+
+Every function takes an open ``Connection``; queries are SQLAlchemy Core expressions on
+``shared.persistence.tables``.
+"""
+
+from __future__ import annotations
+
+import uuid
+
+from sqlalchemy import func, select, true
+from sqlalchemy.dialects.postgresql import insert as pg_insert
+from sqlalchemy.engine import Connection
+
+from shared.domain.models import Episode, Goal, LLMCallRecord, Plan, StepRun, StepState
+from shared.errors import GoalNotFoundError
+from shared.persistence.tables import episodes, goals, llm_calls, plans, step_runs, steps
+
+
+def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
+    """The goal as clients see it: status, steps with timings, answer, token and cost totals.
+
+    Raises:
+        GoalNotFoundError: No goal has this id.
+    """
+    totals = (
+        select(
+            func.coalesce(func.sum(llm_calls.c.input_tokens), 0).label("input_tokens"),
+            func.coalesce(func.sum(llm_calls.c.output_tokens), 0).label("output_tokens"),
+            func.coalesce(func.sum(llm_calls.c.cost_usd), 0).label("cost_usd"),
+            func.coalesce(func.bool_or(llm_calls.c.simulated), False).label("simulated"),
+        )
+        .where(llm_calls.c.goal_id == goals.c.id)
+        .lateral("totals")
+    )
+    row = connection.execute(
+        select(goals, totals).select_from(goals.join(totals, true())).where(goals.c.id == goal_id)
+    ).mappings().first()
+    if row is None:
+        raise GoalNotFoundError(f"no goal with id {goal_id}")
+    step_rows = connection.execute(
+        select(steps).where(steps.c.goal_id == goal_id).order_by(steps.c.step_id)
+    ).mappings().all()
+    return Goal(
+        id=row["id"],
+        goal=row["text"],
+        status=row["status"],
+        provider=row["provider"],
+        model=row["model"],
+        metadata=row["metadata"],
+        answer=row["answer"],
+        error=row["error"],
+        created_at=row["created_at"],
+        finished_at=row["finished_at"],
+        tokens=int(row["input_tokens"]) + int(row["output_tokens"]),
+        input_tokens=int(row["input_tokens"]),
+        output_tokens=int(row["output_tokens"]),
+        cost_usd=float(row["cost_usd"]),
+        simulated=row["simulated"] or row["provider"] == "sim",
+        steps=[
+            StepState(
+                id=s["step_id"],
+                kind=s["kind"],
+                tool=s["tool"],
+                args=s["args"],
+                dependencies=list(s["depends_on"]),
+                plan_version=s["plan_version"],
+                status=s["status"],
+                attempt=s["attempt"],
+                started_at=s["started_at"],
+                finished_at=s["finished_at"],
+                result=s["result"],
+                error=s["error"],
+            )
+            for s in step_rows
+        ],
+    )
+
+
+def build_episode(connection: Connection, *, goal_id: uuid.UUID) -> Episode:
+    """Assemble the goal's episode: goal, plan, step runs, LLM calls and totals."""
+    view = get_goal_view(connection, goal_id=goal_id)
+    plan_json = connection.execute(
+        select(plans.c.plan).where(plans.c.goal_id == goal_id)
+        .order_by(plans.c.version.desc()).limit(1)
+    ).scalar()
+    runs = connection.execute(
+        select(step_runs.c.step_id, step_runs.c.attempt, step_runs.c.worker,
+               step_runs.c.started_at, step_runs.c.finished_at, step_runs.c.outcome,
+               step_runs.c.error)
+        .where(step_runs.c.goal_id == goal_id).order_by(step_runs.c.id)
+    ).mappings().all()
+    calls = connection.execute(
+        select(llm_calls.c.purpose, llm_calls.c.step_id, llm_calls.c.provider,
+               llm_calls.c.model, llm_calls.c.input_tokens, llm_calls.c.output_tokens,
+               llm_calls.c.cost_usd, llm_calls.c.latency_s, llm_calls.c.simulated,
+               llm_calls.c.created_at)
+        .where(llm_calls.c.goal_id == goal_id).order_by(llm_calls.c.id)
+    ).mappings().all()
+    return Episode(
+        goal=view,
+        plan=Plan.model_validate(plan_json) if plan_json else None,
+        runs=[StepRun.model_validate(dict(r)) for r in runs],
+        llm_calls=[
+            LLMCallRecord.model_validate({**c, "cost_usd": float(c["cost_usd"])}) for c in calls
+        ],
+        total_tokens=view.tokens,
+        total_cost_usd=view.cost_usd,
+    )
+
+
+def write_episode(connection: Connection, *, goal_id: uuid.UUID) -> None:
+    """Store the goal's episode once (a second call keeps the first)."""
+    episode = build_episode(connection, goal_id=goal_id)
+    connection.execute(
+        pg_insert(episodes)
+        .values(goal_id=goal_id, episode=episode.model_dump(mode="json"))
+        .on_conflict_do_nothing(index_elements=[episodes.c.goal_id])
+    )
