@@ -54,7 +54,8 @@ VALIDATOR_SYSTEM = (
 
 SYNTHESIZER_SYSTEM = (
     "You write the final answer to the goal (\"goal\" in the data) from the outputs of "
-    "the steps that ran and the instruction of the final step (\"args\" in the data). "
+    "the steps that ran and the instruction of the final step (\"args\" in the data; "
+    "without \"args.instruction\", answer the goal itself). "
     "Be brief and direct. Answer JSON {\"answer\": str}.\n" + DATA_RULES
 )
 
@@ -135,7 +136,12 @@ def validate_request(goal: str, *, model: str, criteria: str, target: Any) -> LL
 
 
 def synthesize_request(goal: str, *, model: str, args: dict[str, Any]) -> LLMRequest:
-    """Build the final-answer request; ``args`` are the synthesize step's resolved args."""
+    """Build the final-answer request; ``args`` are the synthesize step's resolved args.
+
+    An ``instruction`` that only repeats the goal is left out (the goal is stated once).
+    """
+    if args.get("instruction") == goal:
+        args = {key: value for key, value in args.items() if key != "instruction"}
     return LLMRequest(
         purpose="synthesize",
         model=model,
