@@ -108,7 +108,13 @@ def schema_text(request: LLMRequest) -> str:
 
 def input_chars(request: LLMRequest) -> int:
     """Characters of input a provider sends for ``request``: system prompt, user
-    message and output schema (vendors count a structured-output schema as input)."""
+    message and output schema (vendors count a structured-output schema as input).
+
+    The texts are exact; the schema is counted as :func:`schema_text` writes it, which
+    is what Anthropic's tool and OpenAI's non-strict ``response_format`` carry. OpenAI's
+    strict mode adds ``additionalProperties`` and ``required`` to a small schema (a few
+    dozen characters more).
+    """
     system, user = render(request)
     return len(system) + len(user) + len(schema_text(request))
 

@@ -2,11 +2,11 @@
 
 Wire format: one system message and one user message, the two texts of
 :func:`shared.llm.base.render` (the role's prompt; the data section and the
-instruction); structured output
-through ``response_format={"type": "json_schema", ...}``. The schema is sent in strict
-mode when it can be made strict-compatible (every object closed, every property
-required, only supported keywords), else non-strict: the planner's schema has
-free-form ``args`` objects, which strict mode rejects.
+instruction); structured output through
+``response_format={"type": "json_schema", ...}``. The schema is sent in strict mode
+when it can be made strict-compatible (every object closed, every property required,
+only supported keywords), else non-strict: the planner's schema has free-form ``args``
+objects, which strict mode rejects.
 
 Usage: ``prompt_tokens`` → input tokens, ``completion_tokens`` → output tokens,
 ``prompt_tokens_details.cached_tokens`` → cached tokens (part of the input tokens).
