@@ -1,5 +1,6 @@
 """Goals on the real OpenAI and Anthropic providers, through their SDKs, against the
-wire-level simulator: the CLI, malformed plans and their repair, and the canary key."""
+wire-level simulator: the CLI, malformed plans and their repair, the canary key, and
+each datum sent once."""
 
 from __future__ import annotations
 
@@ -11,6 +12,7 @@ import pytest
 from sqlalchemy import text
 
 from shared.domain.models import GoalRequest
+from shared.llm import roles
 from shared.persistence.tables import metadata
 from shared.settings import child_environment
 from tests.conftest import CANARY_KEY, REPO
@@ -72,3 +74,28 @@ def test_the_key_never_appears_in_logs_or_stored_rows(workers, run_goal, db, llm
                 text(f"SELECT coalesce(string_agg(row_to_json(t)::text, ''), '') "
                      f"FROM {table.name} t")).scalar()
             assert CANARY_KEY not in dump, table.name
+
+
+def test_a_goal_states_its_data_once_at_the_wire_and_bills_what_was_sent(
+        run_goal, llm_simulator, db) -> None:
+    goal = "Were Scott Derrickson and Ed Wood of the same nationality? (wire check 17)"
+    view = run_goal(GoalRequest(goal=goal, provider="openai"))
+    assert view.status == "succeeded", view.error
+    calls = [c for c in list(llm_simulator.simulator.received) if c.data.get("goal") == goal]
+    assert sorted(c.purpose for c in calls) == ["plan", "synthesize"]
+    for call in calls:  # what the SDK sent, as the simulator received it
+        assert (call.system + call.user).count(goal) == 1
+        assert call.system == roles.SYSTEM_PROMPTS[call.purpose]
+    synthesis = next(c for c in calls if c.purpose == "synthesize")
+    outputs = [s.result for s in view.steps if s.kind == "tool"]
+    for output in outputs:  # each step output once, JSON-encoded, inside the data section
+        encoded = json.dumps(output, sort_keys=True, separators=(",", ":"),
+                             ensure_ascii=False).replace("<", "\\u003c")
+        assert synthesis.user.count(encoded) == 1
+        assert synthesis.user.index(encoded) < synthesis.user.index("</data>")
+    with db.connect() as connection:
+        billed = connection.execute(
+            text("SELECT purpose, input_tokens FROM llm_calls WHERE goal_id = :id"),
+            {"id": view.id}).all()
+    assert sorted((c.purpose, c.input_tokens) for c in calls) == sorted(
+        (b.purpose, b.input_tokens) for b in billed)

@@ -246,10 +246,11 @@ def test_acquire_llm_capacity_lets_calls_through_when_redis_is_down(
     assert "Redis unavailable" in caplog.text
 
 
-def test_estimate_is_prompt_chars_over_four_plus_max_output() -> None:
-    request = LLMRequest(purpose="plan", model="m", system="s" * 40, prompt="p" * 401,
-                         payload={}, output_schema={}, max_output_tokens=1_000)
-    assert estimate_tokens(request) == 111 + 1_000
+def test_estimate_is_sent_chars_over_four_plus_max_output() -> None:
+    request = LLMRequest(purpose="plan", model="m", system="s" * 40, instruction="p" * 401,
+                         data={}, output_schema={}, max_output_tokens=1_000)
+    # 40 system + "<data>{}</data>" (15) + "\n\n" (2) + 401 instruction + "{}" (2) = 460
+    assert estimate_tokens(request) == 115 + 1_000
 
 
 def test_get_rate_limiter_is_cached_per_settings(configured: str) -> None:

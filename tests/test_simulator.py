@@ -19,8 +19,8 @@ import pytest
 
 from shared.errors import ConfigurationError
 from shared.llm import roles
+from shared.llm.base import render
 from shared.llm.providers import get_provider
-from shared.llm.wire import with_payload_block
 from shared.settings import get_settings
 from shared.tools.registry import default_registry
 from taskforce_cli.vendor_sim.config import SimulatorConfig, parse_latencies
@@ -32,19 +32,18 @@ GOAL = "What is 17 * 23?"
 AUTH = {"authorization": "Bearer sim"}
 
 
-def user_text(purpose: str = "plan", payload: dict | None = None) -> str:
-    return with_payload_block("Plan this.", purpose=purpose, payload=payload or {"goal": GOAL})
+PLAN = render(roles.plan_request(GOAL, model="m", registry=default_registry()))
 
 
 def chat_body(**extra: object) -> dict:
     return {"model": "gpt-4o-mini", "messages": [
-        {"role": "system", "content": "You plan."},
-        {"role": "user", "content": [{"type": "text", "text": user_text()}]}]} | extra
+        {"role": "system", "content": PLAN.system},
+        {"role": "user", "content": [{"type": "text", "text": PLAN.user}]}]} | extra
 
 
 def messages_body(**extra: object) -> dict:
-    return {"model": "claude-haiku-4-5", "max_tokens": 512, "system": "You plan.",
-            "messages": [{"role": "user", "content": user_text()}],
+    return {"model": "claude-haiku-4-5", "max_tokens": 512, "system": PLAN.system,
+            "messages": [{"role": "user", "content": PLAN.user}],
             "tools": [{"name": "submit_plan", "input_schema": {"type": "object"}}],
             "tool_choice": {"type": "tool", "name": "submit_plan"}} | extra
 
@@ -97,13 +96,16 @@ def test_models_are_listed_in_either_format(client: httpx.Client) -> None:
     assert anthropic_models.json()["data"][0]["type"] == "model"
 
 
-def test_requests_without_a_key_or_a_payload_block_are_refused(client: httpx.Client) -> None:
+def test_requests_without_a_key_a_role_or_a_data_section_are_refused(
+        client: httpx.Client) -> None:
     assert client.post("/v1/chat/completions", json=chat_body()).status_code == 401
     missing = client.post("/v1/messages", json=messages_body(messages=[
         {"role": "user", "content": "hello"}]), headers=AUTH)
     assert missing.status_code == 400
     assert missing.json()["error"]["type"] == "invalid_request_error"
-    assert "taskforce-payload" in missing.json()["error"]["message"]
+    assert "<data>" in missing.json()["error"]["message"]
+    stranger = client.post("/v1/messages", json=messages_body(system="You plan."), headers=AUTH)
+    assert stranger.status_code == 400 and "system prompt" in stranger.text
     assert client.post("/v1/chat/completions", content=b"{", headers=AUTH).status_code == 400
 
 

@@ -45,7 +45,7 @@ from functools import lru_cache
 import redis
 
 from shared.errors import ConfigurationError, RateLimitedError, ServiceUnavailableError
-from shared.llm.base import LLMRequest
+from shared.llm.base import LLMRequest, input_chars
 from shared.names import RATE_LIMIT_PREFIX
 from shared.settings import RateLimit, get_settings
 
@@ -55,7 +55,9 @@ REQUEST_BURST = 1
 """Requests that may go back to back after an idle spell (1: evenly spaced)."""
 
 CHARS_PER_TOKEN = 4
-"""Characters of English text per token, OpenAI's rule of thumb for estimates."""
+"""Characters of English text per token, OpenAI's rule of thumb for estimates ("one
+token generally corresponds to ~4 characters of text", OpenAI's tokenizer guide and
+rate-limit guide); the vendor simulator counts input tokens the same way."""
 
 JITTER_FRACTION = 0.1
 """Random extra sleep after a refusal, as a fraction of the wait (so that waiters
@@ -106,17 +108,19 @@ return {0, 0}
 def estimate_tokens(request: LLMRequest) -> int:
     """Tokens to reserve for ``request`` before it is sent.
 
-    The prompt's characters over :data:`CHARS_PER_TOKEN`, plus ``max_output_tokens``:
-    the answer's length is unknown beforehand, and this is what OpenAI itself counts
-    against a TPM limit when a request arrives ("the maximum of max_tokens and the
-    estimated number of tokens based on the character count of your request", OpenAI
-    rate-limit guide), so a reservation never undercounts the vendor.
+    The characters a provider sends (:func:`shared.llm.base.input_chars`: the system
+    prompt and user message as :func:`shared.llm.base.render` builds them, which is
+    what the providers send, plus the output schema) over :data:`CHARS_PER_TOKEN`,
+    rounded up, plus ``max_output_tokens``: the answer's length is unknown beforehand,
+    and this is what OpenAI itself counts against a TPM limit when a request arrives
+    ("the maximum of max_tokens and the estimated number of tokens based on the
+    character count of your request", OpenAI rate-limit guide), so a reservation
+    never undercounts the vendor.
 
     Returns:
         Estimated tokens (input plus output).
     """
-    chars = len(request.system) + len(request.prompt)
-    return math.ceil(chars / CHARS_PER_TOKEN) + request.max_output_tokens
+    return math.ceil(input_chars(request) / CHARS_PER_TOKEN) + request.max_output_tokens
 
 
 class RateLimiter:
@@ -279,9 +283,9 @@ def acquire_llm_capacity(provider: str, model: str, estimated_tokens: int) -> No
     Args:
         provider: Provider name, as the call will use it.
         model: Model name, as the call will use it.
-        estimated_tokens: Input plus output tokens the call may use: prompt characters
-            (system and user) / 4 + ``max_output_tokens``; :func:`estimate_tokens`
-            computes it from the ``LLMRequest``.
+        estimated_tokens: Input plus output tokens the call may use: characters sent
+            (system prompt, user message, schema) / 4 + ``max_output_tokens``;
+            :func:`estimate_tokens` computes it from the ``LLMRequest``.
 
     Raises:
         RateLimitedError: Capacity would take longer than the allowed wait; put the step

@@ -12,6 +12,6 @@ accounting without a key or a network::
 Modules: ``app`` (routes and the request pipeline), ``formats`` (the two wire formats),
 ``faults`` (fault injection), ``limits`` (RPM/TPM limits), ``config`` (behaviour),
 ``server`` (running it, in the foreground or in a thread for tests). The answers come
-from :mod:`shared.llm.providers.sim.heuristics` through the payload block of
-:mod:`shared.llm.wire`; every answer is marked simulated.
+from :mod:`shared.llm.providers.sim.heuristics`, applied to the data section of the
+user message a real model would receive; every answer is marked simulated.
 """

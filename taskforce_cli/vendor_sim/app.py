@@ -8,7 +8,9 @@
 
 Each completion request goes: authentication (any bearer token or ``x-api-key`` is
 accepted, and never logged), rate limits, fault choice, then the answer of the ``sim``
-provider's rules for the request's payload block, after a simulated latency.
+provider's rules for the request's data section (what a real model reads), after a
+simulated latency. The last :data:`RECEIVED` requests read are kept in
+``Simulator.received`` for tests (system prompt, user text, data, input tokens).
 """
 
 from __future__ import annotations
@@ -18,7 +20,7 @@ import itertools
 import json
 import random
 import threading
-from collections import Counter
+from collections import Counter, deque
 from typing import Any
 
 from fastapi import FastAPI, Request
@@ -43,6 +45,9 @@ from taskforce_cli.vendor_sim.formats import (
 )
 from taskforce_cli.vendor_sim.limits import RateLimiter, retry_after_header
 
+RECEIVED = 64
+"""How many of the last requests read the simulator keeps (``Simulator.received``)."""
+
 
 class Simulator:
     """State of one simulator: configuration, RNG, faults, limits and counters."""
@@ -56,6 +61,7 @@ class Simulator:
         self._numbers = itertools.count(1)
         self._lock = threading.Lock()
         self.counts: Counter[str] = Counter()
+        self.received: deque[SimCall] = deque(maxlen=RECEIVED)
 
     def count(self, key: str, n: int = 1) -> None:
         """Add ``n`` to counter ``key``."""
@@ -96,9 +102,9 @@ class Simulator:
         return max(0.0, mean * (1 + unit * self.config.latency_jitter))
 
     def answer(self, call: SimCall) -> dict[str, Any]:
-        """The ``sim`` provider's answer to ``call``'s payload (no latency)."""
-        request = LLMRequest(purpose=call.purpose, model=call.model, system="", prompt="",
-                             payload=call.payload, output_schema={})
+        """The ``sim`` provider's answer to ``call``'s data (no latency)."""
+        request = LLMRequest(purpose=call.purpose, model=call.model, system=call.system,
+                             instruction="", data=call.data, output_schema={})
         return self.brain.generate(request).data
 
 
@@ -144,6 +150,7 @@ async def _complete(request: Request, *, route: str) -> JSONResponse:
         fault = sim.faults.choose(request.headers.get("x-sim-fault"))
     except (ValueError, WireError, AttributeError, TypeError) as exc:
         return reply(400, error_body(400, f"{exc} (simulated)"))
+    sim.received.append(call)
     wait, ticket = sim.limiter.admit(call.input_tokens)
     if wait is not None:
         sim.count("rate_limited")
@@ -166,7 +173,7 @@ async def _complete(request: Request, *, route: str) -> JSONResponse:
     try:
         data = await run_in_threadpool(sim.answer, call)
     except Exception as exc:
-        return reply(400, error_body(400, f"cannot answer this payload: "
+        return reply(400, error_body(400, f"cannot answer this data: "
                                           f"{type(exc).__name__} (simulated)"))
     await asyncio.sleep(sim.latency_s(call.purpose))
     text = json.dumps(data)

@@ -1,6 +1,9 @@
 """Wire formats the simulator speaks: OpenAI Chat Completions and Anthropic Messages.
 
-Requests are read into a :class:`SimCall` (what to answer and how to count it);
+Requests are read into a :class:`SimCall` (what to answer and how to count it) from
+what a real model would read: the purpose from the system prompt (one of
+:data:`shared.llm.roles.SYSTEM_PROMPTS`), the inputs from the data section of the last
+user message (:func:`shared.llm.base.read_data_section`);
 responses and errors are built as each vendor documents them, with the marks of
 :mod:`shared.llm.wire` (``system_fingerprint``, ``msg_sim_`` ids) on successes.
 """
@@ -12,8 +15,10 @@ import time
 from dataclasses import dataclass
 from typing import Any
 
+from shared.llm.base import read_data_section
 from shared.llm.providers.sim.provider import simulated_tokens
-from shared.llm.wire import SIM_FINGERPRINT, SIM_MESSAGE_ID_PREFIX, read_payload_block
+from shared.llm.roles import purpose_of
+from shared.llm.wire import SIM_FINGERPRINT, SIM_MESSAGE_ID_PREFIX
 
 
 class WireError(Exception):
@@ -26,20 +31,25 @@ class SimCall:
 
     Attributes:
         model: Model name asked for (echoed back).
-        purpose: ``plan``, ``validate`` or ``synthesize`` (from the payload block).
-        payload: The structured payload (from the payload block).
-        input_tokens: Simulated input tokens: characters / 4 of the system prompt, the
-            messages and the schema or tools sent.
+        purpose: ``plan``, ``validate`` or ``synthesize`` (from the system prompt).
+        data: The request's inputs (from the data section of the last user message).
+        input_tokens: Simulated input tokens: characters / 4, rounded up, of the system
+            prompt, the user messages and the answer's JSON schema (as JSON), as
+            :func:`shared.llm.ratelimit.estimate_tokens` counts them.
         max_tokens: Output token cap asked for.
         tool: Anthropic: the tool the model must call, if any.
+        system: The system prompt received.
+        user: The user messages received, joined.
     """
 
     model: str
     purpose: str
-    payload: dict[str, Any]
+    data: dict[str, Any]
     input_tokens: int
     max_tokens: int | None
     tool: str | None = None
+    system: str = ""
+    user: str = ""
 
 
 def _text(content: Any) -> str:
@@ -52,29 +62,30 @@ def _text(content: Any) -> str:
     return ""
 
 
-def _call(model: Any, texts: list[str], extra: Any, max_tokens: Any,
+def _call(model: Any, system: str, users: list[str], schemas: list[Any], max_tokens: Any,
           tool: str | None = None) -> SimCall:
     if not isinstance(model, str) or not model:
         raise WireError("model is required")
-    block = read_payload_block(texts[-1] if texts else "")
-    if block is None:
-        raise WireError("no <taskforce-payload> block in the last user message: the "
-                        "simulator answers Taskforce's requests only")
-    purpose, payload = block
-    if purpose not in ("plan", "validate", "synthesize"):
-        raise WireError(f"unknown purpose {purpose!r} in the payload block")
-    tokens = sum(simulated_tokens(t) for t in texts if t)
-    if extra:
-        tokens += simulated_tokens(json.dumps(extra))
+    purpose = purpose_of(system)
+    if purpose is None:
+        raise WireError("the system prompt is none of Taskforce's roles: the simulator "
+                        "answers Taskforce's requests only")
+    data = read_data_section(users[-1] if users else "")
+    if data is None:
+        raise WireError("no <data> section holding a JSON object in the last user "
+                        "message: the simulator answers Taskforce's requests only")
+    text = system + "".join(users) + "".join(json.dumps(s) for s in schemas if s)
     cap = max_tokens if isinstance(max_tokens, int) and max_tokens > 0 else None
-    return SimCall(model, purpose, payload, tokens, cap, tool)
+    return SimCall(model, purpose, data, simulated_tokens(text), cap, tool, system,
+                   "".join(users))
 
 
 def openai_call(body: dict[str, Any], *, json_schema: bool = True) -> SimCall:
     """Read a Chat Completions request.
 
     Raises:
-        WireError: No model, no payload block, or (``json_schema`` False) a
+        WireError: No model, no Taskforce system prompt or data section, or
+            (``json_schema`` False) a
             ``json_schema`` response format, as older self-hosted servers refuse it.
     """
     messages = body.get("messages")
@@ -88,14 +99,16 @@ def openai_call(body: dict[str, Any], *, json_schema: bool = True) -> SimCall:
     users = [_text(m.get("content")) for m in messages
              if isinstance(m, dict) and m.get("role") == "user"]
     cap = body.get("max_completion_tokens") or body.get("max_tokens")
-    return _call(body.get("model"), system + users, fmt.get("json_schema"), cap)
+    schema = (fmt.get("json_schema") or {}).get("schema")
+    return _call(body.get("model"), "".join(system), users, [schema], cap)
 
 
 def anthropic_call(body: dict[str, Any]) -> SimCall:
     """Read a Messages request (``system`` as text or blocks, ``tools``, ``tool_choice``).
 
     Raises:
-        WireError: No model, no ``max_tokens``, or no payload block.
+        WireError: No model, no ``max_tokens``, or no Taskforce system prompt or data
+            section.
     """
     if not isinstance(body.get("max_tokens"), int):
         raise WireError("max_tokens: field required")
@@ -110,7 +123,8 @@ def anthropic_call(body: dict[str, Any]) -> SimCall:
     tool = choice.get("name") if choice.get("type") == "tool" else None
     if tool is None and choice.get("type") in ("any", "auto") and tools:
         tool = tools[0].get("name")
-    return _call(body.get("model"), [system, *users], tools, body.get("max_tokens"), tool)
+    schemas = [t.get("input_schema") for t in tools if isinstance(t, dict)]
+    return _call(body.get("model"), system, users, schemas, body.get("max_tokens"), tool)
 
 
 def openai_response(call: SimCall, *, number: int, content: str, output_tokens: int,

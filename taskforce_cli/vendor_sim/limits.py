@@ -91,8 +91,9 @@ class RateLimiter:
             reset = f"{max(oldest, 0.0):.3f}s"
             out: dict[str, str] = {}
             if self.rpm:
+                left = max(self.rpm - len(self._entries), 0)
                 out |= {"x-ratelimit-limit-requests": str(self.rpm),
-                        "x-ratelimit-remaining-requests": str(max(self.rpm - len(self._entries), 0)),
+                        "x-ratelimit-remaining-requests": str(left),
                         "x-ratelimit-reset-requests": reset}
             if self.tpm:
                 used = sum(e.tokens for e in self._entries)

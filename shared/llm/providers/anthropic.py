@@ -1,7 +1,7 @@
 """The ``anthropic`` provider: Anthropic's Messages API through the official SDK.
 
-Wire format: the role's system prompt as ``system``; one user message (the role's
-prompt followed by the payload block of :mod:`shared.llm.wire`); structured output
+Wire format: the two texts of :func:`shared.llm.base.render`, the role's prompt as
+``system`` and one user message (the data section and the instruction); structured output
 through tool use: one tool, ``submit_<purpose>``, whose ``input_schema`` is the
 request's output schema, forced with ``tool_choice={"type": "tool", "name": ...}``. The
 answer is that tool_use block's ``input``. A reply without it falls back to parsing the
@@ -24,7 +24,7 @@ from typing import Any
 import anthropic as sdk
 
 from shared.errors import LLMError
-from shared.llm.base import LLMRequest, Usage
+from shared.llm.base import LLMRequest, Usage, render
 from shared.llm.providers.common import (
     Answer,
     VendorProvider,
@@ -33,7 +33,7 @@ from shared.llm.providers.common import (
     read_key,
     sdk_error,
 )
-from shared.llm.wire import SIM_MESSAGE_ID_PREFIX, with_payload_block
+from shared.llm.wire import SIM_MESSAGE_ID_PREFIX
 from shared.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.anthropic.com"
@@ -89,14 +89,13 @@ class AnthropicProvider(VendorProvider):
     def _attempt(self, request: LLMRequest, settings: Settings) -> Answer:
         client = self.client(settings)
         tool = tool_name(request)
-        prompt = with_payload_block(request.prompt, purpose=request.purpose,
-                                    payload=request.payload)
+        system, user = render(request)
         try:
             message = client.messages.create(
                 model=request.model,
                 max_tokens=request.max_output_tokens,
-                system=request.system,
-                messages=[{"role": "user", "content": prompt}],
+                system=system,
+                messages=[{"role": "user", "content": user}],
                 tools=[{"name": tool,
                         "description": f"Submit the {request.purpose} result; its input is "
                                        "the answer.",

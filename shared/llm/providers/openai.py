@@ -1,11 +1,12 @@
 """The ``openai`` provider: OpenAI's Chat Completions API through the official SDK.
 
-Wire format: one system message (the role's prompt) and one user message (the role's
-prompt followed by the payload block of :mod:`shared.llm.wire`); structured output
-through ``response_format={"type": "json_schema", ...}``. The schema is sent in strict
-mode when it can be made strict-compatible (every object closed, every property
-required, only supported keywords), else non-strict: the planner's schema has
-free-form ``args`` objects, which strict mode rejects.
+Wire format: one system message and one user message, the two texts of
+:func:`shared.llm.base.render` (the role's prompt; the data section and the
+instruction); structured output through
+``response_format={"type": "json_schema", ...}``. The schema is sent in strict mode
+when it can be made strict-compatible (every object closed, every property required,
+only supported keywords), else non-strict: the planner's schema has free-form ``args``
+objects, which strict mode rejects.
 
 Usage: ``prompt_tokens`` → input tokens, ``completion_tokens`` → output tokens,
 ``prompt_tokens_details.cached_tokens`` → cached tokens (part of the input tokens).
@@ -23,7 +24,7 @@ from typing import Any
 import openai as sdk
 
 from shared.errors import LLMError
-from shared.llm.base import LLMRequest, Usage
+from shared.llm.base import LLMRequest, Usage, render
 from shared.llm.providers.common import (
     Answer,
     VendorProvider,
@@ -32,7 +33,7 @@ from shared.llm.providers.common import (
     read_key,
     sdk_error,
 )
-from shared.llm.wire import SIM_FINGERPRINT, with_payload_block
+from shared.llm.wire import SIM_FINGERPRINT
 from shared.settings import Settings
 
 DEFAULT_BASE_URL = "https://api.openai.com/v1"
@@ -118,9 +119,10 @@ def read_completion(response: Any, *, vendor: str) -> Answer:
     return Answer(data, usage, simulated)
 
 
-def user_message(request: LLMRequest) -> str:
-    """The user message: the prompt, then the payload block."""
-    return with_payload_block(request.prompt, purpose=request.purpose, payload=request.payload)
+def chat_messages(request: LLMRequest) -> list[dict[str, str]]:
+    """The ``messages`` of ``request``: its rendered system prompt and user message."""
+    system, user = render(request)
+    return [{"role": "system", "content": system}, {"role": "user", "content": user}]
 
 
 class OpenAIProvider(VendorProvider):
@@ -146,8 +148,7 @@ class OpenAIProvider(VendorProvider):
                 fmt: dict[str, Any], settings: Settings) -> Any:
         return client.chat.completions.create(
             model=request.model,
-            messages=[{"role": "system", "content": request.system},
-                      {"role": "user", "content": user_message(request)}],
+            messages=chat_messages(request),
             response_format=fmt,
             timeout=settings.llm_timeout_s,
             **{self.output_cap_param: request.max_output_tokens},

@@ -1,7 +1,7 @@
 """The ``sim`` provider: a deterministic simulated LLM that ships with Taskforce.
 
 It is the default when no API key is configured. It answers from the structured
-``payload`` of each request using the rules in :mod:`shared.llm.providers.sim.heuristics`, sleeps
+``data`` of each request using the rules in :mod:`shared.llm.providers.sim.heuristics`, sleeps
 for a simulated latency, counts simulated tokens, and marks everything it produces as
 simulated. It never reads reference answers.
 """
@@ -12,7 +12,7 @@ import hashlib
 import json
 import time
 
-from shared.llm.base import LLMRequest, LLMResult, Usage
+from shared.llm.base import LLMRequest, LLMResult, Usage, render
 from shared.llm.providers.sim import heuristics, replanning
 from shared.names import SIMULATED_MARK
 from shared.settings import Settings, get_settings
@@ -39,7 +39,7 @@ def simulated_latency_s(request: LLMRequest, settings: Settings) -> float:
         "synthesize": settings.sim_synthesize_latency_s,
         "validate": settings.sim_validate_latency_s,
     }[request.purpose]
-    digest = hashlib.sha256(request.prompt.encode()).digest()
+    digest = hashlib.sha256(render(request).user.encode()).digest()
     unit = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
     jitter = (2 * unit - 1) * settings.sim_latency_jitter
     return max(0.0, mean * (1 + jitter) * settings.sim_latency_scale)
@@ -55,14 +55,14 @@ class SimProvider:
         self._settings = settings or get_settings()
 
     def generate(self, request: LLMRequest) -> LLMResult:
-        """Answer ``request`` from its payload.
+        """Answer ``request`` from its data.
 
         Returns:
             ``plan``: Plan JSON. ``validate``: ``{"ok", "reason"}``. ``synthesize``:
             ``{"answer"}``. Each also has ``"simulated": true``.
         """
         started = time.monotonic()
-        payload = request.payload
+        payload = request.data
         if request.purpose == "plan" and payload.get("replan"):
             data = replanning.replan(payload["goal"], payload["replan"])
             data["rationale"] = f"{SIMULATED_MARK} {data['rationale']}"
@@ -77,7 +77,7 @@ class SimProvider:
             data = {"answer": f"{SIMULATED_MARK} {answer}"}
         data["simulated"] = True
         usage = Usage(
-            input_tokens=simulated_tokens(request.system) + simulated_tokens(request.prompt),
+            input_tokens=simulated_tokens("".join(render(request))),
             output_tokens=simulated_tokens(json.dumps(data)),
         )
         delay = simulated_latency_s(request, self._settings)
