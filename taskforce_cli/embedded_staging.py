@@ -140,8 +140,8 @@ def data_home(directory: Path, ids: tuple[int, int], user: str) -> Path:
     text = (
         f"{home / 'pgdata'}\n\nThe embedded PostgreSQL of this project keeps its data (and "
         f"its log, postgres.log) in {home}: Taskforce ran as root, so PostgreSQL runs as "
-        f"user {user!r}, which cannot reach this directory ({reason}). Remove both to "
-        "start from an empty database.\n"
+        f"user {user!r}, which cannot reach this directory ({reason}). Remove that "
+        "directory and this file to start from an empty database.\n"
     )
     if not pointer.exists() or pointer.read_text() != text:
         pointer.write_text(text)
