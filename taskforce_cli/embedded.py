@@ -148,7 +148,7 @@ class EmbeddedPostgres:
 
     As root, PostgreSQL runs as the unprivileged :data:`PG_SYSTEM_USER`. When that user
     cannot reach ``directory`` (a parent such as ``/root`` or a ``mktemp -d`` directory is
-    mode 0700), the cluster lives in a per-project directory under ``/var/tmp``
+    mode 0700), the cluster lives in a per-project directory under ``/var/lib/taskforce``
     instead, named in ``directory/pgdata-location.txt`` (see ``taskforce_cli.embedded_staging``).
 
     Attributes:
@@ -214,8 +214,8 @@ class EmbeddedPostgres:
 
         Raises:
             ServiceUnavailableError: initdb or the server failed (the message has why).
-            ConfigurationError: Running as root and a staging directory under
-                ``/var/tmp`` exists but is not root's alone.
+            ConfigurationError: Running as root and a staging directory (under
+                ``/var/lib/taskforce`` or ``/var/cache/taskforce``) is not root's alone.
         """
         self._prepare()
         self.port = self.port or free_port()

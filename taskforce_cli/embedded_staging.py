@@ -7,12 +7,13 @@ directory and of the binaries. A clone under ``/root`` or under a ``mktemp -d`` 
 of the user's directories, so instead:
 
 - the data directory, socket directory and log go to a per-project directory
-  ``/var/tmp/taskforce-embedded-<digest of the project's path>`` (root-owned, 0755, kept
-  between runs and across reboots: ``/var/tmp`` is the FHS place for that), and the
+  ``/var/lib/taskforce/embedded-<digest of the project's path>`` (root-owned, 0755; the
+  FHS place for state kept between runs, which no temp-file cleaner ages out), and the
   project's ``DATA_DIR/embedded/postgres/pgdata-location.txt`` says where;
 - the PostgreSQL binaries, libraries and data files of the ``pgserver`` wheel are copied
-  once to ``/var/tmp/taskforce-pgbin-<digest of the wheel's path, size and mtime>``
-  (root-owned, 0755, never modified once complete) when the originals are not reachable.
+  once to ``/var/cache/taskforce/pgbin-<digest of the wheel's path, size and mtime>``
+  (root-owned, 0755, never modified once complete; a cache, remade when missing) when
+  the originals are not reachable.
 
 When everything is reachable nothing is staged and the data stays under ``DATA_DIR``.
 """
@@ -31,10 +32,10 @@ from shared.errors import ConfigurationError
 POINTER_FILE = "pgdata-location.txt"
 
 
-def staging_root() -> Path:
-    """``/var/tmp`` (kept across reboots), or the system temp directory if it is missing."""
-    var_tmp = Path("/var/tmp")
-    return var_tmp if var_tmp.is_dir() else Path(tempfile.gettempdir())
+STATE_ROOT = Path("/var/lib/taskforce")
+"""Parent of the staged data directories (root-owned, 0755)."""
+CACHE_ROOT = Path("/var/cache/taskforce")
+"""Parent of the staged copies of PostgreSQL (root-owned, 0755)."""
 
 
 def _digest(*parts: str) -> str:
@@ -73,11 +74,12 @@ def _root_only_directory(path: Path, *, create: bool) -> Path:
 
     Raises:
         ConfigurationError: It exists but is not a real directory, or is not owned by
-            root, or is writable by group or others (someone else may have planted it in
-            the world-writable staging root).
+            root, or is writable by group or others (then the service user, or anyone,
+            could have changed what PostgreSQL runs or reads).
     """
     if create:
         try:
+            path.parent.mkdir(mode=0o755, parents=True, exist_ok=True)
             path.mkdir(mode=0o755)
             path.chmod(0o755)
         except FileExistsError:
@@ -93,7 +95,7 @@ def _root_only_directory(path: Path, *, create: bool) -> Path:
 
 def staged_home(directory: Path) -> Path:
     """The per-project staging directory for the embedded Postgres of ``directory``."""
-    return staging_root() / f"taskforce-embedded-{_digest(str(directory.resolve()))}"
+    return STATE_ROOT / f"embedded-{_digest(str(directory.resolve()))}"
 
 
 def _chown_tree(root: Path, ids: tuple[int, int]) -> None:
@@ -127,6 +129,7 @@ def data_home(directory: Path, ids: tuple[int, int], user: str) -> Path:
         directory.chmod(0o755)
         _chown_tree(directory, ids)
         return directory
+    _root_only_directory(STATE_ROOT, create=True)
     home = _root_only_directory(staged_home(directory), create=True)
     for name in ("pgdata", "run"):
         (home / name).mkdir(mode=0o700, exist_ok=True)
@@ -157,7 +160,7 @@ def reachable_binaries(install: Path) -> Path:
 
     Returns:
         ``install / "bin"`` when it, ``lib``, ``share`` and ``pgserver.libs`` are readable
-        by others; otherwise the ``bin`` of a root-owned copy under :func:`staging_root`.
+        by others; otherwise the ``bin`` of a root-owned copy under :data:`CACHE_ROOT`.
 
     Raises:
         ConfigurationError: The copy's directory exists but is not root's alone.
@@ -169,7 +172,7 @@ def reachable_binaries(install: Path) -> Path:
         return install / "bin"
     postgres = os.stat(install / "bin" / "postgres")
     key = _digest(str(install), str(postgres.st_size), str(postgres.st_mtime_ns))
-    target = staging_root() / f"taskforce-pgbin-{key}"
+    target = _root_only_directory(CACHE_ROOT, create=True) / f"pgbin-{key}"
     if not os.path.lexists(target):
         _copy_install(trees, libs, target)
     _root_only_directory(target, create=False)
@@ -178,7 +181,7 @@ def reachable_binaries(install: Path) -> Path:
 
 def _copy_install(trees: list[Path], libs: Path, target: Path) -> None:
     """Copy ``trees`` to ``target`` (atomically: a scratch directory, then a rename)."""
-    scratch = Path(tempfile.mkdtemp(prefix=".taskforce-pgbin-", dir=target.parent))
+    scratch = Path(tempfile.mkdtemp(prefix=".pgbin-", dir=target.parent))
     try:
         for tree in trees:
             relative = "pgserver.libs" if tree == libs else f"pgserver/pginstall/{tree.name}"

@@ -65,7 +65,7 @@ def unreachable_pg_install(private_dir: Path, monkeypatch) -> Iterator[Path]:
     monkeypatch.setattr(embedded, "_pg_install", lambda: install)
     yield install
     staged = staging.reachable_binaries(install).parents[2]
-    if staged.name.startswith("taskforce-pgbin-"):
+    if staged.parent == staging.CACHE_ROOT:
         shutil.rmtree(staged, ignore_errors=True)
 
 
