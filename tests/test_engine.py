@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import time
 import uuid
 
 from sqlalchemy import text
@@ -11,6 +10,7 @@ from shared import names
 from shared.celery_app import send
 from shared.domain.models import GoalRequest
 from tests.support.tools import executions as tally_executions
+from tests.support.waiting import log_count, wait_for, wait_until
 
 
 def tool(step_id: int, name: str, **args) -> dict:
@@ -86,7 +86,7 @@ def test_independent_steps_overlap_in_time_across_worker_processes(run_goal, db)
 
 
 def test_the_same_step_message_delivered_twice_runs_the_tool_once(
-    run_goal, db
+    run_goal, db, workers
 ) -> None:
     from shared import goals
 
@@ -94,18 +94,24 @@ def test_the_same_step_message_delivered_twice_runs_the_tool_once(
         {"id": 1, "kind": "tool", "tool": "tally", "args": {"value": 1, "delay_s": 0.5}},
         synth(2, 1),
     ]}))
+    logs = [worker.log_path for worker in workers]
+
+    def refused(step_id: int) -> int:
+        """Deliveries of the step a worker found not claimable (worker log lines)."""
+        return log_count(logs, f"step {goal_id}/{step_id} not claimable")
+
     # Wait until step 1 runs, then deliver its message again, twice, while it runs.
-    deadline = time.monotonic() + 30
-    while executions(goal_id, 1) == 0 and time.monotonic() < deadline:
-        time.sleep(0.01)
+    wait_until(lambda: executions(goal_id, 1), message=f"step 1 of {goal_id} running")
     send(names.RUN_STEP, str(goal_id), 1)
     send(names.RUN_STEP, str(goal_id), 1)
-    while not goals.get_goal(goal_id).status.is_final and time.monotonic() < deadline:
-        time.sleep(0.05)
-    # And once more after it committed.
+    wait_for(lambda: goals.get_goal(goal_id).status, lambda status: status.is_final,
+             message=f"goal {goal_id} ended")
+    # And once more after it committed; then wait until a worker has turned every
+    # extra delivery away (each logs that it found its step not claimable).
     send(names.RUN_STEP, str(goal_id), 1)
     send(names.RUN_STEP, str(goal_id), 2)
-    time.sleep(1.0)
+    wait_for(lambda: (refused(1), refused(2)), lambda seen: seen[0] >= 3 and seen[1] >= 1,
+             message="the duplicate deliveries (3 of step 1, 1 of step 2) turned away")
     view = goals.get_goal(goal_id)
     assert view.status == "succeeded", view.error
     assert executions(goal_id, 1) == 1

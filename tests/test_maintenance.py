@@ -2,23 +2,13 @@
 
 from __future__ import annotations
 
-import time
-
 from sqlalchemy import text
 
 from scheduler.beat import app as beat_app
 from shared import names
 from shared.celery_app import send
 from shared.domain.models import GoalRequest
-
-
-def wait_for(predicate, timeout: float = 30.0) -> bool:  # noqa: ANN001
-    deadline = time.monotonic() + timeout
-    while time.monotonic() < deadline:
-        if predicate():
-            return True
-        time.sleep(0.1)
-    return False
+from tests.support.waiting import wait_until
 
 
 def test_beat_schedules_every_maintenance_job() -> None:
@@ -43,8 +33,8 @@ def test_costs_are_rolled_up_per_day_provider_and_model(run_goal, db) -> None:  
                 "WHERE provider = 'sim' AND day = (now() AT TIME ZONE 'UTC')::date"
             )).first()
 
-    assert wait_for(lambda: rolled_up() is not None)
-    calls, input_tokens, output_tokens = rolled_up()
+    calls, input_tokens, output_tokens = wait_until(
+        rolled_up, interval=0.1, message="today's sim row in cost_rollups")
     assert calls >= expected[0] > 0
     assert input_tokens >= expected[1] and output_tokens >= expected[2]
 
@@ -62,7 +52,7 @@ def test_old_finished_goals_are_cleaned_with_everything_they_hold(run_goal, db) 
             return connection.execute(text("SELECT count(*) FROM goals WHERE id = :id"),
                                       {"id": old.id}).scalar() == 0
 
-    assert wait_for(gone)
+    wait_until(gone, interval=0.1, message=f"goal {old.id} deleted by {names.CLEAN_MEMORY}")
     with db.connect() as connection:
         for table in ("steps", "step_runs", "llm_calls", "episodes", "plans"):
             left = connection.execute(text(f"SELECT count(*) FROM {table} WHERE goal_id = :id"),
