@@ -10,6 +10,10 @@ from pydantic import BaseModel
 from sqlalchemy.engine import Engine
 
 
+def _never_cancelled() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """What a running tool may use besides its arguments.
@@ -20,6 +24,10 @@ class ToolContext:
         attempt: The claim attempt (1 for the first run).
         engine: SQLAlchemy engine of the system of record (for tools that read it).
         extras: Free-form values for tools added by users.
+        cancelled: ``cancelled() -> bool``: True once the step's goal has been cancelled
+            (or has otherwise ended), so a long-running tool can stop early. The worker
+            provides one that reads the goal's status from Postgres at most every
+            0.5 s; the default never reports a cancellation. Cheap to call often.
     """
 
     goal_id: str
@@ -27,6 +35,7 @@ class ToolContext:
     attempt: int
     engine: Engine | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    cancelled: Callable[[], bool] = _never_cancelled
 
 
 @dataclass(frozen=True)
@@ -36,12 +45,22 @@ class Tool:
     Attributes:
         name: The name plans use (``"calculator"``).
         description: One paragraph for the planner's prompt.
-        input_model: Pydantic model the arguments must fit.
+        input_model: Pydantic model the arguments must fit. Bound every field (string
+            lengths, number ranges, list sizes): arguments come from an LLM's plan or
+            a client's request.
         run: ``run(args, ctx) -> JSON-serialisable output``; raises
             :class:`~shared.errors.ToolError` for bad input and
             :class:`~shared.errors.RetryableToolError` for transient failures.
         remote: True for tools that stand for a network round trip (search); goals on
             the ``sim`` provider add ``sim_tool_latency_s`` of simulated latency to them.
+        isolated: True for CPU-bound tools. Such a tool runs in a child process of a
+            small per-worker pool (:mod:`shared.tools.isolation`), where a time limit
+            (``TOOL_CPU_TIME_LIMIT_S``) is really enforced by killing the child, and
+            where its work cannot hold the worker's GIL (which would stall the other
+            steps' threads and the lease heartbeat). ``run`` and ``input_model`` must
+            then be importable module-level names; the child gets the arguments and
+            returns the output as JSON text, and its context has no engine, extras
+            nor cancellation hook.
     """
 
     name: str
@@ -49,12 +68,23 @@ class Tool:
     input_model: type[BaseModel]
     run: Callable[[BaseModel, ToolContext], Any]
     remote: bool = False
+    isolated: bool = False
 
     def call(self, args: dict[str, Any], ctx: ToolContext) -> Any:
         """Validate ``args`` against the input model and run the tool.
 
+        An ``isolated`` tool runs in a child process (see the class docstring).
+
         Raises:
             pydantic.ValidationError: The (resolved) arguments do not fit the model.
-            ToolError: The tool refused its input or failed.
+            ToolError: The tool refused its input or failed, or an isolated tool
+                exceeded ``TOOL_CPU_TIME_LIMIT_S`` ("time limit exceeded").
+            RetryableToolError: An isolated tool's child process was lost (its pool
+                was replaced after another call's time limit).
         """
-        return self.run(self.input_model.model_validate(args), ctx)
+        validated = self.input_model.model_validate(args)
+        if self.isolated:
+            from shared.tools.isolation import run_isolated
+
+            return run_isolated(self, validated, ctx)
+        return self.run(validated, ctx)
