@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import time
 import uuid
+from pathlib import Path
 
 from sqlalchemy import text
 
@@ -68,6 +69,31 @@ def test_hostile_expressions_fail_promptly_while_another_goal_keeps_going(worker
         run = step_run(db, steady, step_id)
         # 0.3 s of delay each: no step of the steady goal was stalled behind the others.
         assert (run.finished_at - run.started_at).total_seconds() < 5, (step_id, run)
+
+
+def _spawned_children(pid: int) -> list[int]:
+    """Pids of ``pid``'s children started by multiprocessing's spawn."""
+    children = []
+    for proc in Path("/proc").iterdir():
+        try:
+            ppid = int((proc / "stat").read_text().rsplit(")", 1)[1].split()[1])
+            if ppid == pid and b"spawn_main" in (proc / "cmdline").read_bytes():
+                children.append(int(proc.name))
+        except (OSError, ValueError, IndexError):
+            continue
+    return children
+
+
+def test_the_calculator_computes_in_a_child_of_the_worker(run_goal, db) -> None:
+    view = run_goal(GoalRequest(goal="benign", plan={"steps": [calc(1, "2 ** 10"),
+                                                               synth(2, 1)]}))
+    assert view.status == "succeeded", view.error
+    with db.connect() as connection:
+        worker = connection.execute(
+            text("SELECT worker FROM step_runs WHERE goal_id = :id AND step_id = 1"),
+            {"id": view.id}).scalar_one()
+    worker_pid = int(worker.split("/")[1])  # lease owner: host/pid/thread
+    assert _spawned_children(worker_pid), "no tool process next to the worker"
 
 
 def test_a_long_echo_stops_soon_after_its_goal_is_cancelled(workers, db) -> None:

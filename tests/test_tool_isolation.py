@@ -77,3 +77,28 @@ def test_a_runaway_tool_is_killed_at_its_limit_without_stalling_other_threads(
 def test_errors_of_an_isolated_tool_come_back_as_tool_errors(one_second_limit) -> None:
     with pytest.raises(ToolError, match="^no good$"):
         SPIN.call({"fail": "no good"}, CTX)
+
+
+def test_a_call_queued_behind_a_runaway_runs_once_it_is_killed(one_second_limit) -> None:
+    SPIN.call({}, CTX)  # start the pool
+    outcome: dict[str, object] = {}
+
+    def runaway() -> None:
+        try:
+            SPIN.call({"forever": True}, CTX)
+        except ToolError as exc:
+            outcome["runaway"] = str(exc)
+
+    thread = threading.Thread(target=runaway)
+    thread.start()
+    deadline = time.monotonic() + 10
+    while isolation._slots._value > 0:  # noqa: SLF001 (the runaway holds the only child)
+        assert time.monotonic() < deadline, "the runaway never started"
+        time.sleep(0.01)
+    started = time.monotonic()
+    queued = SPIN.call({}, CTX)
+    waited = time.monotonic() - started
+    thread.join(timeout=30)
+    assert "time limit exceeded" in str(outcome.get("runaway"))
+    assert queued["goal"] == "g"
+    assert waited >= 0.5  # it ran after the runaway's child was killed, in a new pool

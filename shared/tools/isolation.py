@@ -34,7 +34,7 @@ if TYPE_CHECKING:
 
 # Start-up of a spawned child (imports of pydantic and SQLAlchemy) on a loaded host;
 # not counted against the per-call limit.
-_WARM_UP_TIMEOUT_S = 120.0
+_WARM_UP_TIMEOUT_S = 60.0
 
 _lock = threading.Lock()
 _pool: ProcessPoolExecutor | None = None
@@ -105,8 +105,16 @@ def _current_pool(module_name: str) -> tuple[ProcessPoolExecutor, threading.Sema
             # Concurrent warm-ups make the pool start every child.
             warm = [_pool.submit(_warm, module_name, 0.2 if processes > 1 else 0.0)
                     for _ in range(processes)]
-            for future in warm:
-                future.result(timeout=_WARM_UP_TIMEOUT_S)
+            try:
+                for future in warm:
+                    future.result(timeout=_WARM_UP_TIMEOUT_S)
+            except (FutureTimeout, BrokenProcessPool) as exc:
+                pool, _pool = _pool, None
+                _kill(pool)
+                raise RetryableToolError(f"tool process did not start: {exc!r}") from None
+            except Exception as exc:  # the tool's module does not import
+                raise ToolError(f"tool module {module_name!r} cannot be imported in a tool "
+                                f"process: {type(exc).__name__}: {exc}") from None
             _warmed.add(module_name)
         assert _slots is not None
         return _pool, _slots
@@ -118,8 +126,13 @@ def _discard(pool: ProcessPoolExecutor) -> None:
     with _lock:
         if _pool is pool:
             _pool = None
-    # ProcessPoolExecutor has no public way to kill a busy child.
-    for process in list(getattr(pool, "_processes", {}).values()):
+    _kill(pool)
+
+
+def _kill(pool: ProcessPoolExecutor) -> None:
+    """Kill every child of ``pool`` and shut it down without waiting."""
+    # ProcessPoolExecutor has no public way to kill a busy child: use its process table.
+    for process in list((getattr(pool, "_processes", None) or {}).values()):
         process.kill()
     pool.shutdown(wait=False, cancel_futures=True)
 
@@ -154,8 +167,9 @@ def run_isolated(tool: Tool, args: BaseModel, ctx: ToolContext) -> Any:
     model_ref = _reference(tool.input_model, "input model", tool.name)
     ctx_json = json.dumps({"goal_id": ctx.goal_id, "step_id": ctx.step_id,
                            "attempt": ctx.attempt})
-    pool, slots = _current_pool(tool.run.__module__)
+    _, slots = _current_pool(tool.run.__module__)
     with slots:  # at most one call per child: a queued call's limit starts when it runs
+        pool, _ = _current_pool(tool.run.__module__)  # a fresh one if a timeout killed it
         try:
             future = pool.submit(_child_run, run_ref, model_ref, args.model_dump_json(),
                                  ctx_json)
