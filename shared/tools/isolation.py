@@ -19,6 +19,7 @@ from __future__ import annotations
 import importlib
 import json
 import multiprocessing
+import os
 import threading
 from concurrent.futures import ProcessPoolExecutor
 from concurrent.futures import TimeoutError as FutureTimeout
@@ -43,9 +44,24 @@ _pool_size = 1
 _warmed: set[str] = set()  # tool modules imported by every child of the current pool
 
 
+def _exit_with_parent(parent_pid: int) -> None:
+    """Child-side pool initializer: exit when the worker that started this child is gone.
+
+    A killed worker (SIGKILL, OOM) cannot shut its pool down, and an idle child would
+    otherwise wait for work forever; a thread checks the parent every second.
+    """
+    import time
+
+    def watch() -> None:
+        while os.getppid() == parent_pid:
+            time.sleep(1.0)
+        os._exit(1)
+
+    threading.Thread(target=watch, name="parent-watch", daemon=True).start()
+
+
 def _warm(module_name: str, hold_s: float) -> int:
     """Child-side: import ``module_name`` (a tool's module) and return the child's pid."""
-    import os
     import time
 
     importlib.import_module(module_name)
@@ -96,7 +112,9 @@ def _current_pool(module_name: str) -> tuple[ProcessPoolExecutor, threading.Sema
         if _pool is None:
             _pool_size = processes = get_settings().tool_cpu_processes
             _pool = ProcessPoolExecutor(max_workers=processes,
-                                        mp_context=multiprocessing.get_context("spawn"))
+                                        mp_context=multiprocessing.get_context("spawn"),
+                                        initializer=_exit_with_parent,
+                                        initargs=(os.getpid(),))
             _warmed.clear()
             if _slots is None:
                 _slots = threading.Semaphore(processes)
