@@ -120,3 +120,18 @@ def test_echo_refuses_a_delay_above_its_cap(run_goal) -> None:
         echo(1, 31.0), synth(2, 1)]}))
     assert view.status == "failed"
     assert "above the limit of 30 s" in view.error
+
+
+def test_the_cancellation_hook_reads_the_goal_status_at_most_once_per_interval(db) -> None:
+    from worker.cancellation import GoalCancellationCheck
+
+    goal_id = goals.submit_goal(GoalRequest(goal="watched", plan={"steps": [
+        echo(1, 20.0), synth(2, 1)]}))
+    throttled = GoalCancellationCheck(db, goal_id, interval_s=600)
+    assert throttled() is False
+    goals.cancel_goal(goal_id)
+    assert throttled() is False  # answered from its last read, no query
+    fresh = GoalCancellationCheck(db, goal_id, interval_s=0.0)
+    assert fresh() is True
+    assert fresh() is True  # stays True
+    assert GoalCancellationCheck(db, uuid.uuid4())() is True  # no such goal
