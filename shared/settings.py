@@ -180,6 +180,17 @@ class Settings(BaseSettings):
             results and episodes (days).
         tool_modules: Extra modules whose ``TOOLS`` list joins the built-in tools
             (comma-separated in the environment: ``TOOL_MODULES=my.tools,other.tools``).
+        tool_cpu_time_limit_s: Longest one call of a CPU-bound (``isolated``) tool, such
+            as ``calculator``, may compute (seconds); its child process is then killed
+            and the step fails with "time limit exceeded" (see
+            :mod:`shared.tools.isolation`).
+        tool_cpu_processes: Child processes per worker process for isolated tools.
+        tool_echo_max_delay_s: Longest delay ``echo`` accepts (seconds); longer ones
+            are refused.
+        flower_basic_auth: Flower's HTTP basic-auth credentials,
+            ``user:password[,user2:password2]`` (``FLOWER_BASIC_AUTH``, the variable
+            Flower itself reads). ``taskforce flower`` refuses to start without it,
+            unless told ``--unauthenticated`` on a loopback address. Secret.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -240,6 +251,12 @@ class Settings(BaseSettings):
     memory_retention_days: int = Field(default=30, ge=1)
     tool_modules: Annotated[tuple[str, ...], NoDecode] = ()
 
+    # Hardening of tools and of the monitoring UI.
+    tool_cpu_time_limit_s: float = Field(default=5.0, gt=0)
+    tool_cpu_processes: int = Field(default=1, ge=1, le=8)
+    tool_echo_max_delay_s: float = Field(default=30.0, ge=0)
+    flower_basic_auth: SecretStr | None = None
+
     @field_validator("tool_modules", mode="before")
     @classmethod
     def _split_modules(cls, value: object) -> object:
@@ -279,7 +296,7 @@ class Settings(BaseSettings):
 
     @field_validator("openai_base_url", "anthropic_base_url", "openai_compatible_base_url",
                      "openai_api_key", "anthropic_api_key", "openai_compatible_api_key",
-                     mode="before")
+                     "flower_basic_auth", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """Treat an empty variable (``OPENAI_API_KEY=``) as not set."""

@@ -23,7 +23,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 
 from shared import goals, names
 from shared.errors import TaskforceError
-from shared.settings import get_settings
+from shared.settings import child_environment, get_settings
 
 app = typer.Typer(
     help="Taskforce: distributed task-queue workers for LLM agents.",
@@ -223,11 +223,52 @@ def beat(loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO") -> 
                                f"--schedule={get_settings().data_dir / 'celerybeat-schedule'}"])
 
 
+def _is_loopback(address: str) -> bool:
+    """True for ``localhost`` and loopback IP addresses (127.0.0.0/8, ::1)."""
+    import ipaddress
+
+    if address == "localhost":
+        return True
+    try:
+        return ipaddress.ip_address(address).is_loopback
+    except ValueError:
+        return False
+
+
 @app.command()
-def flower(port: Annotated[int, typer.Option(help="Port.")] = 5555) -> None:
-    """Start Flower, the Celery monitoring UI, for this deployment's broker."""
-    os.execvp(sys.executable, [sys.executable, "-m", "celery", "-A", "shared.celery_app:app",
-                               "flower", f"--port={port}"])
+def flower(
+    port: Annotated[int, typer.Option(help="Port.")] = 5555,
+    address: Annotated[str, typer.Option(
+        help="Interface to listen on (0.0.0.0 for every one).")] = "127.0.0.1",
+    unauthenticated: Annotated[bool, typer.Option(
+        "--unauthenticated",
+        help="Start without FLOWER_BASIC_AUTH; allowed on a loopback address only.")] = False,
+) -> None:
+    """Start Flower, the Celery monitoring UI, for this deployment's broker.
+
+    Flower can revoke tasks and shut workers down, so it needs HTTP basic auth:
+    ``FLOWER_BASIC_AUTH=user:password[,user2:password2]``. The credentials reach Flower
+    through its environment (Flower reads ``FLOWER_BASIC_AUTH`` itself), never its
+    command line. Without them it starts only with ``--unauthenticated`` on loopback;
+    otherwise it exits with status 2.
+    """
+    secret = get_settings().flower_basic_auth
+    credentials = secret.get_secret_value().strip() if secret else ""
+    env = {k: v for k, v in child_environment().items() if k != "FLOWER_BASIC_AUTH"}
+    if credentials:
+        entries = [entry.strip() for entry in credentials.split(",")]
+        if any(not user or not password for user, _, password in
+               (entry.partition(":") for entry in entries)):
+            _fail("FLOWER_BASIC_AUTH must be user:password[,user2:password2], "
+                  "each with a user name and a password")
+        env["FLOWER_BASIC_AUTH"] = ",".join(entries)
+    elif not unauthenticated:
+        _fail("Flower needs authentication: set FLOWER_BASIC_AUTH=user:password "
+              "(or pass --unauthenticated to listen on a loopback address without it)")
+    elif not _is_loopback(address):
+        _fail(f"--unauthenticated is allowed on a loopback address only, not {address!r}")
+    os.execvpe(sys.executable, [sys.executable, "-m", "celery", "-A", "shared.celery_app:app",
+                                "flower", f"--port={port}", f"--address={address}"], env)
 
 
 @app.command()

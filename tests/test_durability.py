@@ -107,7 +107,9 @@ def test_cancel_stops_dispatch_and_ignores_late_results(gateway_url, db, workers
     view = httpx.get(f"{gateway_url}/v1/goals/{goal_id}").json()
     statuses = {s["id"]: s["status"] for s in view["steps"]}
     assert view["status"] == "cancelled" and view["answer"] is None
-    assert statuses == {1: "succeeded", 2: "skipped", 3: "skipped"}
+    # Step 1 either finished or, as echo checks for cancellation, stopped early.
+    assert statuses == {1: statuses[1], 2: "skipped", 3: "skipped"}
+    assert statuses[1] == "succeeded" or view["steps"][0]["error"].startswith("cancelled:")
     with db.connect() as connection:
         runs = connection.execute(text("SELECT step_id FROM step_runs WHERE goal_id = :id"),
                                   {"id": uuid.UUID(goal_id)}).scalars().all()

@@ -37,6 +37,8 @@ def test_the_console_script_is_the_cli() -> None:
 def test_every_procfile_command_exists() -> None:
     processes = {}
     for line in (REPO / "Procfile").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
         name, command = line.split(":", 1)
         processes[name] = _taskforce_command(shlex.split(command))
     assert set(processes) == {"web", "worker", "beat", "flower"}
@@ -59,3 +61,42 @@ def test_the_image_copies_every_package() -> None:
     for name in PACKAGES:
         assert f"COPY {name} ./{name}" in dockerfile
     assert "uv sync --locked" in dockerfile
+
+
+def _procfile() -> dict[str, list[str]]:
+    lines = (REPO / "Procfile").read_text().splitlines()
+    return {name: shlex.split(command) for name, _, command in
+            (line.partition(":") for line in lines if line.strip() and not line.startswith("#"))}
+
+
+def test_the_procfile_binds_every_interface_only_for_web_and_says_why() -> None:
+    text = (REPO / "Procfile").read_text()
+    processes = _procfile()
+    assert "0.0.0.0" in processes["web"]
+    assert "$PORT" in text.split("web:")[0]  # a comment above it explains the binding
+    others = " ".join(" ".join(argv) for name, argv in processes.items() if name != "web")
+    assert "0.0.0.0" not in others
+    assert "--address" in processes["flower"]
+    assert "--unauthenticated" not in processes["flower"]
+
+
+def test_compose_keeps_redis_and_postgres_private_and_protected() -> None:
+    compose = yaml.safe_load((REPO / "docker-compose.yml").read_text())
+    services = compose["services"]
+    for name in ("redis", "postgres"):
+        assert "ports" not in services[name], f"{name} publishes a port"
+    redis_command = services["redis"]["command"]
+    password = redis_command[redis_command.index("--requirepass") + 1]
+    assert password.startswith("${REDIS_PASSWORD:?")
+    for name in ("gateway", "worker", "beat", "flower"):
+        env = services[name]["environment"]
+        assert env["REDIS_URL"].startswith("redis://:${REDIS_PASSWORD:?"), name
+        assert "${POSTGRES_PASSWORD:?" in env["DATABASE_URL"], name
+    assert services["postgres"]["environment"]["POSTGRES_PASSWORD"].startswith(
+        "${POSTGRES_PASSWORD:?")
+
+
+def test_compose_runs_flower_with_auth() -> None:
+    flower = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["flower"]
+    assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
+    assert "--unauthenticated" not in flower["command"]

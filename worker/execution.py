@@ -38,6 +38,7 @@ from shared.persistence import steps as step_store
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
 from shared.tools.base import ToolContext
+from worker.cancellation import GoalCancellationCheck
 from worker.leases import LeaseKeeper
 from worker.metering import metered_call
 from worker.process_state import registry, worker_identity
@@ -75,7 +76,7 @@ def _execute(claim: step_store.ClaimedStep) -> Any:
     if kind is StepKind.TOOL:
         ctx = ToolContext(
             goal_id=str(claim.goal_id), step_id=claim.step_id, attempt=claim.attempt,
-            engine=get_engine(),
+            engine=get_engine(), cancelled=GoalCancellationCheck(get_engine(), claim.goal_id),
         )
         output = _call_tool(claim.tool or "", args, ctx)
         delay = _simulated_tool_latency_s(claim)

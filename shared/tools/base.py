@@ -18,6 +18,10 @@ MAX_ERROR_CHARS = 300
 _CREDENTIALS = re.compile(r"(\w+://)[^\s/@]+@")
 
 
+def _never_cancelled() -> bool:
+    return False
+
+
 @dataclass(frozen=True)
 class ToolContext:
     """What a running tool may use besides its arguments.
@@ -28,6 +32,10 @@ class ToolContext:
         attempt: The claim attempt (1 for the first run).
         engine: SQLAlchemy engine of the system of record (for tools that read it).
         extras: Free-form values for tools added by users.
+        cancelled: ``cancelled() -> bool``: True once the step's goal has been cancelled
+            (or has otherwise ended), so a long-running tool can stop early. The worker
+            provides one that reads the goal's status from Postgres at most every
+            0.5 s; the default never reports a cancellation. Cheap to call often.
     """
 
     goal_id: str
@@ -35,6 +43,7 @@ class ToolContext:
     attempt: int
     engine: Engine | None = None
     extras: dict[str, Any] = field(default_factory=dict)
+    cancelled: Callable[[], bool] = _never_cancelled
 
 
 @dataclass(frozen=True)
@@ -44,12 +53,22 @@ class Tool:
     Attributes:
         name: The name plans use (``"calculator"``).
         description: One paragraph for the planner's prompt.
-        input_model: Pydantic model the arguments must fit.
+        input_model: Pydantic model the arguments must fit. Bound every field (string
+            lengths, number ranges, list sizes): arguments come from an LLM's plan or
+            a client's request.
         run: ``run(args, ctx) -> JSON-serialisable output``; raises
             :class:`~shared.errors.ToolError` for bad input and
             :class:`~shared.errors.RetryableToolError` for transient failures.
         remote: True for tools that stand for a network round trip (search); goals on
             the ``sim`` provider add ``sim_tool_latency_s`` of simulated latency to them.
+        isolated: True for CPU-bound tools. Such a tool runs in a child process of a
+            small per-worker pool (:mod:`shared.tools.isolation`), where a time limit
+            (``TOOL_CPU_TIME_LIMIT_S``) is really enforced by killing the child, and
+            where its work cannot hold the worker's GIL (which would stall the other
+            steps' threads and the lease heartbeat). ``run`` and ``input_model`` must
+            then be importable module-level names; the child gets the arguments and
+            returns the output as JSON text, and its context has no engine, extras
+            nor cancellation hook.
     """
 
     name: str
@@ -57,23 +76,31 @@ class Tool:
     input_model: type[BaseModel]
     run: Callable[[BaseModel, ToolContext], Any]
     remote: bool = False
+    isolated: bool = False
 
     def call(self, args: dict[str, Any], ctx: ToolContext) -> Any:
         """Validate ``args`` against the input model and run the tool.
 
         This is the tool call boundary: whatever else the tool raises becomes a
         :class:`ToolError` naming the tool and the exception's type and message (first
-        line, credentials removed, no traceback), so a step never fails unreadably.
+        line, credentials removed, no traceback), so a step never fails unreadably. An
+        ``isolated`` tool runs in a child process (see the class docstring).
 
         Raises:
             pydantic.ValidationError: The (resolved) arguments do not fit the model.
             RetryableToolError: A database the tool uses failed transiently (lost or
-                refused connection).
-            ToolError: The tool refused its input or failed in any other way.
+                refused connection), or an isolated tool's child process was lost (its
+                pool was replaced after another call's time limit).
+            ToolError: The tool refused its input or failed in any other way, or an
+                isolated tool exceeded ``TOOL_CPU_TIME_LIMIT_S`` ("time limit exceeded").
         """
-        model = self.input_model.model_validate(args)
+        validated = self.input_model.model_validate(args)
         try:
-            return self.run(model, ctx)
+            if self.isolated:
+                from shared.tools.isolation import run_isolated
+
+                return run_isolated(self, validated, ctx)
+            return self.run(validated, ctx)
         except ToolError:
             raise
         except Exception as exc:
