@@ -25,14 +25,9 @@ from pydantic import ValidationError
 from shared.errors import RateLimitedError, RetryableLLMError
 from shared.llm import ratelimit
 from shared.llm.base import LLMRequest
+from shared.llm.rate_limit_rules import RateLimit, parse_rate_limits
 from shared.llm.ratelimit import RateLimiter, acquire_llm_capacity, estimate_tokens
-from shared.settings import (
-    RateLimit,
-    Settings,
-    get_settings,
-    overridden_settings,
-    parse_rate_limits,
-)
+from shared.settings import Settings, get_settings, overridden_settings
 from tests.support.waiting import wait_until
 
 PROVIDER, MODEL = "openai", "gpt-test"

@@ -46,8 +46,9 @@ import redis
 
 from shared.errors import ConfigurationError, RateLimitedError, ServiceUnavailableError
 from shared.llm.base import LLMRequest, input_chars
+from shared.llm.rate_limit_rules import RateLimit
 from shared.names import RATE_LIMIT_PREFIX
-from shared.settings import RateLimit, get_settings
+from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
 
