@@ -180,6 +180,8 @@ class Settings(BaseSettings):
             results and episodes (days).
         tool_modules: Extra modules whose ``TOOLS`` list joins the built-in tools
             (comma-separated in the environment: ``TOOL_MODULES=my.tools,other.tools``).
+        approval_timeout_s: A step awaiting approval for longer than this (seconds) is
+            rejected by the reconciler (``approval_by='timeout'``) and its goal fails.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -239,6 +241,9 @@ class Settings(BaseSettings):
 
     memory_retention_days: int = Field(default=30, ge=1)
     tool_modules: Annotated[tuple[str, ...], NoDecode] = ()
+
+    # Approval of risky steps (human in the loop)
+    approval_timeout_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("tool_modules", mode="before")
     @classmethod

@@ -50,6 +50,10 @@ class Tool:
             :class:`~shared.errors.RetryableToolError` for transient failures.
         remote: True for tools that stand for a network round trip (search); goals on
             the ``sim`` provider add ``sim_tool_latency_s`` of simulated latency to them.
+        requires_approval: True for risky tools (deploying, sending, paying): a step
+            calling one waits in ``awaiting_approval``, holding no worker thread, until
+            a person approves or rejects it (``POST /v1/goals/{id}/steps/{n}/approve``,
+            ``taskforce approve``) or ``APPROVAL_TIMEOUT_S`` rejects it.
     """
 
     name: str
@@ -57,6 +61,7 @@ class Tool:
     input_model: type[BaseModel]
     run: Callable[[BaseModel, ToolContext], Any]
     remote: bool = False
+    requires_approval: bool = False
 
     def call(self, args: dict[str, Any], ctx: ToolContext) -> Any:
         """Validate ``args`` against the input model and run the tool.
