@@ -18,6 +18,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 
+from api_gateway import approvals
 from shared import goals
 from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.errors import ConfigurationError, RequestError, TransientError
@@ -99,6 +100,10 @@ def create_app() -> FastAPI:
     def read(goal_id: uuid.UUID) -> Goal:
         """The goal's status, plan with per-step status and timings, answer and totals."""
         return goals.get_goal(goal_id)
+
+    # Approval of risky steps. With API keys, pass approver= a dependency that requires
+    # shared.names.STEPS_APPROVE_SCOPE and returns the key id (see api_gateway/approvals.py).
+    app.include_router(approvals.build_router())
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

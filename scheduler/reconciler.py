@@ -23,7 +23,8 @@ def run_once() -> Repairs:
     repairs = db_retry.run(
         lambda c: reconcile(c, stale_s=settings.reconcile_stale_s,
                             planning_stale_s=settings.planning_stale_s,
-                            max_attempts=settings.step_max_attempts)
+                            max_attempts=settings.step_max_attempts,
+                            approval_timeout_s=settings.approval_timeout_s)
     )
     by_goal: dict = defaultdict(list)
     for goal_id, step_id, kind in repairs.steps_to_publish:

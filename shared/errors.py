@@ -5,7 +5,8 @@
     TaskforceError
     ├── RequestError               a client's bad input (HTTP 422, or 404/409)
     │   ├── UnknownProviderError, PlanInvalidError, IdempotencyConflictError
-    │   └── GoalNotFoundError (404), GoalAlreadyFinishedError (409)
+    │   ├── GoalNotFoundError (404), GoalAlreadyFinishedError (409)
+    │   └── StepNotFoundError (404), StepNotAwaitingApprovalError (409)
     ├── ConfigurationError         the operator's settings (never retried)
     ├── ToolError                  a tool call failed for good
     │   ├── RetryableToolError     ... or transiently (retried by the step)
@@ -88,6 +89,19 @@ class GoalNotFoundError(RequestError):
 
 class GoalAlreadyFinishedError(RequestError):
     """The goal has already ended, so it cannot be cancelled (HTTP 409)."""
+
+    http_status: ClassVar[int] = 409
+
+
+class StepNotFoundError(RequestError):
+    """The goal has no step with the given number (HTTP 404)."""
+
+    http_status: ClassVar[int] = 404
+
+
+class StepNotAwaitingApprovalError(RequestError):
+    """The step is not awaiting approval (never asked, or already decided), so it cannot
+    be approved or rejected (HTTP 409)."""
 
     http_status: ClassVar[int] = 409
 

@@ -1,4 +1,5 @@
-"""Submitting, reading and cancelling goals: used by the gateway and the CLI alike."""
+"""Submitting, reading and cancelling goals, and deciding steps that await approval: used
+by the gateway and the CLI alike."""
 
 from __future__ import annotations
 
@@ -13,20 +14,21 @@ from sqlalchemy.engine import Connection
 
 from shared.celery_app import app as celery_app
 from shared.celery_app import plan_task_id, step_task_id
-from shared.domain.models import Goal, GoalRequest, GoalStatus
+from shared.domain.models import ApprovalDecision, Goal, GoalRequest, GoalStatus
 from shared.domain.validation import validate_plan
 from shared.errors import (
     GoalAlreadyFinishedError,
     GoalNotFoundError,
     IdempotencyConflictError,
+    RequestError,
     ServiceUnavailableError,
     UnknownProviderError,
 )
 from shared.llm.providers import KNOWN_PROVIDERS, get_provider
-from shared.messages import publish_plan
+from shared.messages import publish_plan, publish_steps
+from shared.persistence import approvals, views
 from shared.persistence import goals as goal_store
 from shared.persistence import retry as db_retry
-from shared.persistence import views
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
 from shared.tools.registry import default_registry
@@ -177,3 +179,51 @@ def cancel_goal(goal_id: uuid.UUID) -> Goal:
     except Exception:
         log.warning("revoking the queued steps of goal %s failed", goal_id, exc_info=True)
     return get_goal(goal_id)
+
+
+MAX_REASON_CHARS = 1000  # longest reason stored with an approval decision (characters)
+
+
+def decide_step(goal_id: uuid.UUID, step_id: int, *, decision: ApprovalDecision, by: str,
+                reason: str | None = None) -> Goal:
+    """Approve or reject a step awaiting approval; return the goal's view after it.
+
+    Approving queues the step and publishes its ``run_step`` after the commit (should
+    the publish fail, the step stays ``queued`` and the reconciler publishes it).
+    Rejecting fails the step with ``approval_rejected: <reason>`` and ends the goal
+    ``failed`` (no replan: a person said no). The decision is one conditional UPDATE
+    under the goal row lock, so of two concurrent decisions exactly one takes effect.
+
+    Args:
+        goal_id: The goal.
+        step_id: The step's number.
+        decision: ``approved`` or ``rejected``.
+        by: Who decides: an API key id, ``cli`` or ``api``.
+        reason: Optional reason, at most ``MAX_REASON_CHARS`` characters.
+
+    Raises:
+        RequestError: The reason is too long or holds a NUL or a lone surrogate (422).
+        GoalNotFoundError: No goal has this id (404).
+        StepNotFoundError: The goal has no such step (404).
+        StepNotAwaitingApprovalError: The step is not awaiting approval (409).
+    """
+    if reason is not None:
+        reason = reason.strip() or None
+    if reason is not None:
+        if len(reason) > MAX_REASON_CHARS:
+            raise RequestError(f"reason: at most {MAX_REASON_CHARS} characters")
+        if "\x00" in reason or _unencodable(reason):
+            raise RequestError("reason: must be text without NUL or lone surrogates")
+    decided = db_retry.run(lambda c: approvals.decide(
+        c, goal_id=goal_id, step_id=step_id, decision=decision, by=by, reason=reason))
+    if decided.decision is ApprovalDecision.APPROVED:
+        publish_steps(goal_id, [(step_id, decided.kind)])
+    return get_goal(goal_id)
+
+
+def _unencodable(text: str) -> bool:
+    try:
+        text.encode("utf-8")
+    except UnicodeEncodeError:
+        return True
+    return False

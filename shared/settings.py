@@ -135,6 +135,8 @@ class Settings(BaseSettings):
             ``user:password[,user2:password2]`` (``FLOWER_BASIC_AUTH``, the variable
             Flower itself reads). ``taskforce flower`` refuses to start without it,
             unless told ``--unauthenticated`` on a loopback address. Secret.
+        approval_timeout_s: A step awaiting approval for longer than this (seconds) is
+            rejected by the reconciler (``approval_by='timeout'``) and its goal fails.
     """
 
     model_config = SettingsConfigDict(env_file=".env", extra="ignore")
@@ -200,6 +202,8 @@ class Settings(BaseSettings):
     tool_cpu_processes: int = Field(default=1, ge=1, le=8)
     tool_echo_max_delay_s: float = Field(default=30.0, ge=0)
     flower_basic_auth: SecretStr | None = None
+    # Approval of risky steps (human in the loop)
+    approval_timeout_s: float = Field(default=3600.0, gt=0)
 
     @field_validator("tool_modules", mode="before")
     @classmethod

@@ -1,14 +1,17 @@
-"""Terminal rendering for the CLI (rich): a goal's DAG as a table, a batch summary, and
-the lines that end ``taskforce run`` (answer, model, totals), simulated ones marked."""
+"""Terminal rendering for the CLI (rich): a goal's DAG as a table, a batch summary, the
+lines that end ``taskforce run`` (answer, model, totals), simulated ones marked, and how
+to approve the steps that await approval."""
 
 from __future__ import annotations
 
 from typing import Any
 
+from rich.console import Group
 from rich.markup import escape
 from rich.table import Table
 
 from shared.domain.models import Goal
+from shared.settings import get_settings
 from taskforce_cli.results import model_label
 
 STATUS_STYLE = {
@@ -18,6 +21,7 @@ STATUS_STYLE = {
     "succeeded": "green",
     "failed": "red",
     "skipped": "dim",
+    "awaiting_approval": "bold magenta",
 }
 
 
@@ -40,6 +44,30 @@ def steps_table(view: Goal) -> Table:
             seconds,
         )
     return table
+
+
+def approval_lines(view: Goal) -> list[str]:
+    """Rich markup lines for each step awaiting approval: the CLI command and the HTTP
+    request (to the configured gateway) that approve it; ``reject`` takes the same
+    arguments and ``--reason``."""
+    settings = get_settings()
+    base = f"http://{settings.gateway_host}:{settings.gateway_port}"
+    lines = []
+    for step_id in view.awaiting_approval:
+        lines.append(
+            f"[bold magenta]step {step_id} awaits approval:[/bold magenta] "
+            f"taskforce approve {view.id} {step_id}  (or taskforce reject {view.id} "
+            f"{step_id} --reason ...; or curl -X POST "
+            f"{base}/v1/goals/{view.id}/steps/{step_id}/approve)")
+    return lines
+
+
+def live_view(view: Goal) -> Table | Group:
+    """What ``taskforce run`` shows while it waits: the steps table, followed by how to
+    approve any step awaiting approval."""
+    table = steps_table(view)
+    lines = approval_lines(view)
+    return Group(table, *lines) if lines else table
 
 
 def summary_table(summary: dict[str, Any]) -> Table:

@@ -24,6 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared import goals, names
 from shared.errors import TaskforceError
 from shared.settings import child_environment, get_settings
+from taskforce_cli import approvals
 
 app = typer.Typer(
     help="Taskforce: distributed task-queue workers for LLM agents.",
@@ -65,7 +66,7 @@ def run(
     """Submit one goal, show its DAG's progress, print the answer and its steps (a
     simulated answer and model are marked so)."""
     from shared.domain.models import GoalRequest
-    from taskforce_cli.display import outcome_lines, steps_table
+    from taskforce_cli.display import approval_lines, outcome_lines, steps_table
     from taskforce_cli.fleet import local_fleet
     from taskforce_cli.results import result_object
 
@@ -80,30 +81,34 @@ def run(
         out.print_json(json.dumps(result_object(view)))
         return
     out.print(steps_table(view))
-    for line in outcome_lines(view):
+    for line in approval_lines(view) + outcome_lines(view):
         out.print(line)
     if view.status.value != "succeeded":
         raise typer.Exit(code=1)
 
 
 def _follow(goal_id: uuid.UUID, *, timeout: float, live: bool):
-    from taskforce_cli.display import steps_table
+    from taskforce_cli.display import live_view
 
     interval = get_settings().result_poll_interval_s
     deadline = time.monotonic() + timeout
     view = goals.get_goal(goal_id)
-    display = Live(steps_table(view), console=err, refresh_per_second=8, transient=True)
+    display = Live(live_view(view), console=err, refresh_per_second=8, transient=True)
     if live:
         display.start()
     try:
         while not view.status.is_final and time.monotonic() < deadline:
             time.sleep(interval)
             view = goals.get_goal(goal_id)
-            display.update(steps_table(view))
+            display.update(live_view(view))
     finally:
         if live:
             display.stop()
     return view
+
+
+app.command()(approvals.approve)
+app.command()(approvals.reject)
 
 
 @app.command()

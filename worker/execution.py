@@ -135,7 +135,9 @@ def run_step(goal_id: str, step_id: int) -> None:
     lease) or done, and returns. While the step runs its lease is renewed; every
     database phase is retried through connection failures, and dependents are published
     only after the commit. A step refused by the fleet's rate limit goes back on the
-    queue with a countdown. A step that fails for good triggers a replan (up to
+    queue with a countdown. A step whose tool requires approval and that nobody has
+    approved is parked ``awaiting_approval`` and the task returns at once (see
+    :mod:`shared.persistence.approvals`). A step that fails for good triggers a replan (up to
     ``MAX_REPLANS``), after which the goal ends ``failed`` with the step's error; that
     includes any exception a tool raises (turned into a ToolError at the tool call
     boundary, :meth:`shared.tools.base.Tool.call`) and an output that is not JSON.
@@ -152,7 +154,13 @@ def run_step(goal_id: str, step_id: int) -> None:
         transactional=False,
     )
     if claim is None:
-        log.info("step %s/%s not claimable (done, running or goal ended)", goal_id, step_id)
+        log.info("step %s/%s not claimable (done, running, awaiting approval or goal "
+                 "ended)", goal_id, step_id)
+        return
+    if _needs_approval(claim):
+        parked = db_retry.run(lambda c: step_store.await_approval(c, claim=claim,
+                                                                  worker=worker))
+        log.info("step %s/%s awaits approval (parked: %s)", goal_id, step_id, parked)
         return
     _, hard_limit = time_limits_s(claim.kind)
     try:
@@ -185,6 +193,17 @@ def run_step(goal_id: str, step_id: int) -> None:
     done = db_retry.run(commit, transactional=claim.kind == StepKind.SYNTHESIZE)
     if done.ready:
         publish_steps(gid, done.ready)
+
+
+def _needs_approval(claim: step_store.ClaimedStep) -> bool:
+    """True for a tool step whose tool requires approval and that nobody approved yet
+    (an unknown tool fails later, at the call, as usual)."""
+    if claim.kind != StepKind.TOOL or claim.approval == "approved":
+        return False
+    try:
+        return registry().get(claim.tool or "").requires_approval
+    except ToolError:
+        return False
 
 
 def _to_json(claim: step_store.ClaimedStep, output: Any) -> str:

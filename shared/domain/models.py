@@ -28,7 +28,10 @@ class StepKind(StrEnum):
 class StepStatus(StrEnum):
     """Life of a step: ``pending`` until its dependencies are done, ``queued`` once its
     message is (about to be) published, ``running`` while a worker holds its lease, then
-    ``succeeded``, ``failed`` or ``skipped`` (never run because the goal ended)."""
+    ``succeeded``, ``failed`` or ``skipped`` (never run because the goal ended). A step
+    whose tool requires approval goes ``running → awaiting_approval`` at its first claim
+    (no lease, no thread held), then ``queued`` once approved or ``failed`` once
+    rejected."""
 
     PENDING = "pending"
     QUEUED = "queued"
@@ -36,6 +39,7 @@ class StepStatus(StrEnum):
     SUCCEEDED = "succeeded"
     FAILED = "failed"
     SKIPPED = "skipped"
+    AWAITING_APPROVAL = "awaiting_approval"
 
 
 class GoalStatus(StrEnum):
@@ -147,8 +151,34 @@ class GoalRequest(BaseModel):
         return value
 
 
+class ApprovalDecision(StrEnum):
+    """A person's (or the timeout's) decision on a step awaiting approval."""
+
+    APPROVED = "approved"
+    REJECTED = "rejected"
+
+
+class StepApproval(BaseModel):
+    """The approval state of a step whose tool requires approval.
+
+    Attributes:
+        requested_at: When the step started waiting (UTC).
+        decision: ``approved`` or ``rejected``; None while it waits.
+        by: Who decided: an API key id, ``cli``, ``api`` or ``timeout``.
+        at: When the decision was taken (UTC).
+        reason: The reason given with the decision, if any.
+    """
+
+    requested_at: datetime | None
+    decision: ApprovalDecision | None = None
+    by: str | None = None
+    at: datetime | None = None
+    reason: str | None = None
+
+
 class StepState(BaseModel):
-    """A step as shown to clients: its spec, status and timings (UTC)."""
+    """A step as shown to clients: its spec, status and timings (UTC); ``approval`` is
+    set for a step that asked for approval."""
 
     id: int
     kind: StepKind
@@ -162,6 +192,7 @@ class StepState(BaseModel):
     finished_at: datetime | None
     result: Any = None
     error: str | None = None
+    approval: StepApproval | None = None
 
 
 class Goal(BaseModel):
@@ -174,6 +205,8 @@ class Goal(BaseModel):
             the goal's LLM calls was answered by a simulator (``llm_calls.simulated``).
         tokens: Input plus output tokens over every LLM call of the goal.
         cost_usd: Cost of those calls in US dollars.
+        awaiting_approval: Ids of the steps waiting for a person's approval (the goal
+            stays ``running`` meanwhile).
     """
 
     id: UUID
@@ -192,6 +225,7 @@ class Goal(BaseModel):
     cost_usd: float
     steps: list[StepState]
     simulated: bool = False
+    awaiting_approval: list[int] = Field(default_factory=list)
 
 
 class StepRun(BaseModel):

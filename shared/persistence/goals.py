@@ -22,9 +22,11 @@ from shared.domain.models import GoalStatus, Plan, StepStatus
 from shared.persistence.tables import goals, plans, steps
 from shared.persistence.views import write_episode
 
-# The statuses a goal never leaves, and the steps a goal's end (or a replan) skips.
+# The statuses a goal never leaves, and the steps a goal's end (or a replan) skips (a
+# step awaiting approval has not run).
 FINAL_GOAL_STATUSES = tuple(s.value for s in GoalStatus if s.is_final)
-UNSTARTED_STEP_STATUSES = (StepStatus.PENDING.value, StepStatus.QUEUED.value)
+UNSTARTED_STEP_STATUSES = (StepStatus.PENDING.value, StepStatus.QUEUED.value,
+                           StepStatus.AWAITING_APPROVAL.value)
 
 
 def create_goal(

@@ -18,6 +18,7 @@ from sqlalchemy import ColumnElement, Text, case, cast, exists, func, literal, s
 from sqlalchemy.engine import Connection
 
 from shared.domain.models import GoalStatus, StepKind, StepStatus
+from shared.persistence import approvals
 from shared.persistence import goals as goal_store
 from shared.persistence.tables import goals, steps
 
@@ -39,6 +40,8 @@ class Repairs:
         goals_finished: Goals whose completion had not been recorded (``succeeded``) or
             whose failed step had not failed them, now ended.
         steps_failed: Steps that reached their attempt cap, failed with ``worker_lost``.
+        approvals_timed_out: Steps that awaited approval too long, rejected (their goals
+            failed).
     """
 
     locked: bool = True
@@ -46,6 +49,7 @@ class Repairs:
     goals_to_plan: list[uuid.UUID] = field(default_factory=list)
     goals_finished: list[uuid.UUID] = field(default_factory=list)
     steps_failed: list[tuple[uuid.UUID, int]] = field(default_factory=list)
+    approvals_timed_out: list[tuple[uuid.UUID, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int | bool]:
         """Counts, for logs and the CLI."""
@@ -55,6 +59,7 @@ class Repairs:
             "goals_replanned": len(self.goals_to_plan),
             "goals_finished": len(self.goals_finished),
             "steps_failed_worker_lost": len(self.steps_failed),
+            "approvals_timed_out": len(self.approvals_timed_out),
         }
 
 
@@ -143,15 +148,18 @@ def _finish_unrecorded(connection: Connection, repairs: Repairs) -> None:
 
 
 def reconcile(
-    connection: Connection, *, stale_s: float, planning_stale_s: float, max_attempts: int
+    connection: Connection, *, stale_s: float, planning_stale_s: float, max_attempts: int,
+    approval_timeout_s: float | None = None,
 ) -> Repairs:
     """One reconciler pass, inside the caller's transaction (publish after the commit).
 
     In order: fail steps whose lease expired at their attempt cap (``worker_lost``),
     re-publish steps whose lease expired or that sat ``queued`` for ``stale_s`` seconds,
     re-publish ``plan_goal`` for goals ``pending`` for ``stale_s`` or ``planning`` for
-    ``planning_stale_s`` seconds, and finish running goals whose synthesize step
-    succeeded or whose step failed without the goal's end being recorded.
+    ``planning_stale_s`` seconds, finish running goals whose synthesize step
+    succeeded or whose step failed without the goal's end being recorded, and (with
+    ``approval_timeout_s``) reject steps awaiting approval for longer than that many
+    seconds, failing their goals.
     """
     locked = connection.execute(
         select(func.pg_try_advisory_xact_lock(RECONCILER_LOCK_KEY))).scalar()
@@ -162,4 +170,7 @@ def reconcile(
     _republish_steps(connection, repairs, stale_s)
     _replan_goals(connection, repairs, stale_s, planning_stale_s)
     _finish_unrecorded(connection, repairs)
+    if approval_timeout_s is not None:
+        repairs.approvals_timed_out.extend(
+            approvals.expire(connection, timeout_s=approval_timeout_s))
     return repairs

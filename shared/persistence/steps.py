@@ -45,7 +45,7 @@ _CLAIM = text(
           AND s.attempt < :max_attempts
           AND (s.status = :queued OR (s.status = :running AND s.lease_expires_at < now()))
         RETURNING s.goal_id, s.step_id, s.kind, s.tool, s.args, s.depends_on, s.attempt,
-                  g.text AS goal_text, g.provider, g.model
+                  s.approval, g.text AS goal_text, g.provider, g.model
     ), run AS (
         INSERT INTO step_runs (goal_id, step_id, attempt, worker)
         SELECT goal_id, step_id, attempt, :worker FROM claimed
@@ -101,6 +101,8 @@ class ClaimedStep:
         goal_text: The goal's text.
         provider: The goal's LLM provider.
         model: The goal's LLM model.
+        approval: ``approved`` once a person approved the step, else None (a step whose
+            tool requires approval then goes to ``awaiting_approval`` instead of running).
     """
 
     goal_id: uuid.UUID
@@ -114,6 +116,7 @@ class ClaimedStep:
     goal_text: str
     provider: str
     model: str
+    approval: str | None = None
 
 
 @dataclass(frozen=True)
@@ -175,6 +178,7 @@ def claim_step(
         goal_text=row["goal_text"],
         provider=row["provider"],
         model=row["model"],
+        approval=row["approval"],
     )
 
 
@@ -235,6 +239,25 @@ def release_step(connection: Connection, *, claim: ClaimedStep, worker: str,
     ).rowcount
     _end_run(connection, run_id=claim.run_id, outcome="released", error=reason)
     return bool(released)
+
+
+def await_approval(connection: Connection, *, claim: ClaimedStep, worker: str) -> bool:
+    """Park a claimed step whose tool requires approval: ``running → awaiting_approval``
+    with ``approval_requested_at`` set, its lease released and the attempt not counted
+    (it did not run). The worker returns at once; no thread waits for the decision.
+
+    Returns:
+        False if the lease was lost (another attempt holds the step; nothing changed).
+    """
+    parked = connection.execute(
+        update(steps).where(*_held(claim, worker))
+        .values(status=StepStatus.AWAITING_APPROVAL.value, attempt=steps.c.attempt - 1,
+                lease_owner=None, lease_expires_at=None,
+                approval_requested_at=func.coalesce(steps.c.approval_requested_at,
+                                                    func.now()))
+    ).rowcount
+    _end_run(connection, run_id=claim.run_id, outcome="awaiting_approval", error=None)
+    return bool(parked)
 
 
 # Raw SQL: renewing every lease a worker holds in one statement joins steps with a JSON

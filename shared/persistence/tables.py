@@ -87,6 +87,12 @@ steps = Table(
     Column("finished_at", DateTime(timezone=True)),
     Column("result", JSONB),
     Column("error", Text),
+    # Approval of steps whose tool requires it (migration 0007).
+    Column("approval_requested_at", DateTime(timezone=True)),
+    Column("approval", Text),
+    Column("approval_by", Text),
+    Column("approval_at", DateTime(timezone=True)),
+    Column("approval_reason", Text),
     PrimaryKeyConstraint("goal_id", "step_id"),
     Index("ix_steps_status_lease", "status", "lease_expires_at"),
     Index("ix_steps_queued", "status", "queued_at"),

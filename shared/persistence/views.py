@@ -8,12 +8,23 @@ Every function takes an open ``Connection``; queries are SQLAlchemy Core express
 from __future__ import annotations
 
 import uuid
+from collections.abc import Mapping
+from typing import Any
 
 from sqlalchemy import func, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from shared.domain.models import Episode, Goal, LLMCallRecord, Plan, StepRun, StepState
+from shared.domain.models import (
+    Episode,
+    Goal,
+    LLMCallRecord,
+    Plan,
+    StepApproval,
+    StepRun,
+    StepState,
+    StepStatus,
+)
 from shared.errors import GoalNotFoundError
 from shared.persistence.tables import episodes, goals, llm_calls, plans, step_runs, steps
 
@@ -72,10 +83,22 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
                 finished_at=s["finished_at"],
                 result=s["result"],
                 error=s["error"],
+                approval=_approval(s),
             )
             for s in step_rows
         ],
+        awaiting_approval=[s["step_id"] for s in step_rows
+                           if s["status"] == StepStatus.AWAITING_APPROVAL.value],
     )
+
+
+def _approval(step: Mapping[str, Any]) -> StepApproval | None:
+    """The step's approval state, or None for a step that never asked for approval."""
+    if step["approval_requested_at"] is None and step["approval"] is None:
+        return None
+    return StepApproval(requested_at=step["approval_requested_at"], decision=step["approval"],
+                        by=step["approval_by"], at=step["approval_at"],
+                        reason=step["approval_reason"])
 
 
 def build_episode(connection: Connection, *, goal_id: uuid.UUID) -> Episode:

@@ -69,6 +69,10 @@ class Tool:
             then be importable module-level names; the child gets the arguments and
             returns the output as JSON text, and its context has no engine, extras
             nor cancellation hook.
+        requires_approval: True for risky tools (deploying, sending, paying): a step
+            calling one waits in ``awaiting_approval``, holding no worker thread, until
+            a person approves or rejects it (``POST /v1/goals/{id}/steps/{n}/approve``,
+            ``taskforce approve``) or ``APPROVAL_TIMEOUT_S`` rejects it.
     """
 
     name: str
@@ -77,6 +81,7 @@ class Tool:
     run: Callable[[BaseModel, ToolContext], Any]
     remote: bool = False
     isolated: bool = False
+    requires_approval: bool = False
 
     def call(self, args: dict[str, Any], ctx: ToolContext) -> Any:
         """Validate ``args`` against the input model and run the tool.

@@ -8,6 +8,10 @@ a NUL character).
 ``TASKFORCE_TEST_TALLY_LOG``, outside Redis and Postgres (the fault suite restarts
 both), so a test can count how many times each step's tool really ran and under which
 claim attempt.
+
+``deploy`` stands for a risky tool (``requires_approval``): its step waits for a
+person's approval; once approved it logs its execution like ``tally`` and returns its
+value.
 """
 
 from __future__ import annotations
@@ -91,5 +95,13 @@ TOOLS = [
         description="Test tool: logs each execution to a file, returns its value.",
         input_model=TallyInput,
         run=_run,
-    )
+    ),
+    Tool(
+        name="deploy",
+        description="Test tool standing for a risky action: needs approval, then logs "
+                    "its execution like tally and returns its value.",
+        input_model=TallyInput,
+        run=_run,
+        requires_approval=True,
+    ),
 ]
