@@ -2,11 +2,12 @@
 
 A key reads ``tf_<key_id>_<secret>``: ``key_id`` is a short public id (12 hex digits,
 shown in listings and logs), ``secret`` 256 random bits from :func:`secrets.token_urlsafe`.
-Only the SHA-256 of the secret is stored. A fast hash is enough here because the secret
-is random and high-entropy, so there is nothing to brute-force from a dictionary; slow
-password hashes (bcrypt, Argon2) exist for low-entropy human passwords (see
-RESEARCH-NOTES, "API keys"). A key is looked up by its id and its hash compared in
-constant time (:func:`hmac.compare_digest`).
+Only the SHA-256 of the secret is stored. A fast hash is enough because the secret is
+random: a guess among 2**256 secrets stays infeasible at any hash speed, whereas slow
+password hashes (bcrypt, Argon2) exist to protect low-entropy human passwords (the
+team's research notes, "API keys": SHA-256 suffices for random keys of 128+ bits). A key
+is looked up by its id and its hash compared in constant time
+(:func:`hmac.compare_digest`).
 """
 
 from __future__ import annotations
