@@ -4,6 +4,8 @@ The gateway only validates, writes the goal row and enqueues ``plan_goal`` by na
 never runs planner or step code. Errors map by kind (:mod:`shared.errors`): a client's
 bad request answers 422 with the reason (404 for an unknown goal, 409 for one already
 ended); Redis or Postgres out of reach answers 503 with ``Retry-After``, never 500.
+Every ``/v1`` route takes an API key with the scope it needs (:mod:`api_gateway.auth`);
+a goal is visible only to the tenant that submitted it.
 """
 
 from __future__ import annotations
@@ -12,14 +14,16 @@ import uuid
 from typing import Annotated
 
 import redis
-from fastapi import FastAPI, Header, Request, Response, status
+from fastapi import Depends, FastAPI, Header, Request, Response, status
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError, OperationalError
 
 from api_gateway import approvals
+from api_gateway.auth import requires
 from shared import goals
+from shared.auth import GOALS_CANCEL, GOALS_READ, GOALS_SUBMIT, PLANS_SUBMIT, Principal
 from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.errors import ConfigurationError, RequestError, TransientError
 from shared.persistence.db import ping as ping_database
@@ -72,6 +76,7 @@ def create_app() -> FastAPI:
     def submit(
         body: GoalRequest,
         response: Response,
+        principal: Annotated[Principal, Depends(requires(GOALS_SUBMIT))],
         idempotency_key: Annotated[
             str | None,
             Header(min_length=1, max_length=255,
@@ -82,27 +87,31 @@ def create_app() -> FastAPI:
 
         With an ``Idempotency-Key`` header, a repeat of the same body returns the goal
         of the first request (header ``Idempotent-Replayed: true``) and a different body
-        is refused with 422.
+        is refused with 422. Keys are per tenant; a ready-made ``plan`` needs the
+        ``plans:submit`` scope.
         """
-        outcome = goals.submit(body, idempotency_key=idempotency_key)
+        if body.plan is not None:
+            principal.require(PLANS_SUBMIT)
+        outcome = goals.submit(body, idempotency_key=idempotency_key,
+                               tenant_id=principal.tenant_id)
         if not outcome.created:
             response.headers["Idempotent-Replayed"] = "true"
         goal_id = outcome.goal_id
         return GoalAccepted(id=goal_id, status=GoalStatus.PENDING, url=f"/v1/goals/{goal_id}")
 
     @app.post("/v1/goals/{goal_id}/cancel", response_model=Goal)
-    def cancel(goal_id: uuid.UUID) -> Goal:
+    def cancel(goal_id: uuid.UUID,
+               principal: Annotated[Principal, Depends(requires(GOALS_CANCEL))]) -> Goal:
         """Cancel a goal: dispatch stops, queued steps are revoked, the goal becomes
         ``cancelled``. 409 if it had already ended."""
-        return goals.cancel_goal(goal_id)
+        return goals.cancel_goal(goal_id, tenant_id=principal.tenant_id)
 
     @app.get("/v1/goals/{goal_id}", response_model=Goal)
-    def read(goal_id: uuid.UUID) -> Goal:
+    def read(goal_id: uuid.UUID,
+             principal: Annotated[Principal, Depends(requires(GOALS_READ))]) -> Goal:
         """The goal's status, plan with per-step status and timings, answer and totals."""
-        return goals.get_goal(goal_id)
+        return goals.get_goal(goal_id, tenant_id=principal.tenant_id)
 
-    # Approval of risky steps. With API keys, pass approver= a dependency that requires
-    # shared.names.STEPS_APPROVE_SCOPE and returns the key id (see api_gateway/approvals.py).
     app.include_router(approvals.build_router())
 
     @app.get("/healthz")

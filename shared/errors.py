@@ -6,7 +6,8 @@
     ├── RequestError               a client's bad input (HTTP 422, or 404/409)
     │   ├── UnknownProviderError, PlanInvalidError, IdempotencyConflictError
     │   ├── GoalNotFoundError (404), GoalAlreadyFinishedError (409)
-    │   └── StepNotFoundError (404), StepNotAwaitingApprovalError (409)
+    │   ├── StepNotFoundError (404), StepNotAwaitingApprovalError (409)
+    │   └── AuthenticationError (401), PermissionDeniedError (403)
     ├── ConfigurationError         the operator's settings (never retried)
     ├── ToolError                  a tool call failed for good
     │   ├── RetryableToolError     ... or transiently (retried by the step)
@@ -104,6 +105,18 @@ class StepNotAwaitingApprovalError(RequestError):
     be approved or rejected (HTTP 409)."""
 
     http_status: ClassVar[int] = 409
+
+
+class AuthenticationError(RequestError):
+    """No API key, or one that is unknown, malformed or revoked (HTTP 401)."""
+
+    http_status: ClassVar[int] = 401
+
+
+class PermissionDeniedError(RequestError):
+    """The API key is valid but lacks the scope the request needs (HTTP 403)."""
+
+    http_status: ClassVar[int] = 403
 
 
 # --- the operator's settings ----------------------------------------------------------

@@ -28,6 +28,7 @@ from shared.llm.providers import KNOWN_PROVIDERS, get_provider
 from shared.messages import publish_plan, publish_steps
 from shared.persistence import approvals, views
 from shared.persistence import goals as goal_store
+from shared.persistence import keys as key_store
 from shared.persistence import retry as db_retry
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
@@ -64,7 +65,8 @@ def request_fingerprint(request: GoalRequest) -> str:
 
 
 def submit(
-    request: GoalRequest, *, check: bool = True, idempotency_key: str | None = None
+    request: GoalRequest, *, check: bool = True, idempotency_key: str | None = None,
+    tenant_id: uuid.UUID | None = None,
 ) -> Submission:
     """Store a goal (``pending``) and enqueue ``plan_goal`` for it.
 
@@ -78,8 +80,9 @@ def submit(
         request: The goal.
         check: Validate a ready-made plan here, so that a bad one is refused before
             anything is stored (the worker validates it again either way).
-        idempotency_key: With a key seen before and the same request, the earlier goal
-            is returned and nothing new happens.
+        idempotency_key: With a key this tenant used before and the same request, the
+            earlier goal is returned and nothing new happens.
+        tenant_id: The owner of the goal; None: the ``default`` tenant (the operator).
 
     Raises:
         UnknownProviderError: The request names an unknown provider.
@@ -115,6 +118,7 @@ def submit(
             max_cost_usd=request.max_cost_usd if request.max_cost_usd is not None
             else settings.goal_max_cost_usd,
             max_replans=request.max_replans,
+            tenant_id=tenant_id or key_store.DEFAULT_TENANT_ID,
         )
     if stored_fingerprint is not None:
         if stored_fingerprint != fingerprint:
@@ -139,9 +143,24 @@ def submit_goal(request: GoalRequest, *, check: bool = True) -> uuid.UUID:
     return submit(request, check=check).goal_id
 
 
-def get_goal(goal_id: uuid.UUID) -> Goal:
-    """The goal's current view. Raises GoalNotFoundError if there is none."""
+def _check_owner(connection: Connection, goal_id: uuid.UUID,
+                 tenant_id: uuid.UUID | None) -> None:
+    """Another tenant's goal is reported exactly like an unknown one (no existence leak)."""
+    if tenant_id is not None and not goal_store.owned_by(
+        connection, goal_id=goal_id, tenant_id=tenant_id,
+        legacy_owner=key_store.DEFAULT_TENANT_ID,
+    ):
+        raise GoalNotFoundError(f"no goal with id {goal_id}")
+
+
+def get_goal(goal_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None) -> Goal:
+    """The goal's current view; with ``tenant_id``, only if that tenant owns it.
+
+    Raises:
+        GoalNotFoundError: No goal has this id, or it belongs to another tenant.
+    """
     with get_engine().connect() as connection:
+        _check_owner(connection, goal_id, tenant_id)
         return views.get_goal_view(connection, goal_id=goal_id)
 
 
@@ -151,17 +170,20 @@ def goal_statuses(goal_ids: Iterable[uuid.UUID]) -> dict[uuid.UUID, str]:
         return goal_store.goal_statuses(connection, goal_ids=goal_ids)
 
 
-def cancel_goal(goal_id: uuid.UUID) -> Goal:
+def cancel_goal(goal_id: uuid.UUID, *, tenant_id: uuid.UUID | None = None) -> Goal:
     """Cancel a goal: no new step is dispatched, queued ones are revoked and skipped, the
     goal becomes ``cancelled``. Steps already running may finish, but their results are
     not used (nothing is queued after them and the goal keeps no answer).
 
+    With ``tenant_id``, only a goal that tenant owns is cancelled.
+
     Raises:
-        GoalNotFoundError: No goal has this id.
+        GoalNotFoundError: No goal has this id, or it belongs to another tenant.
         GoalAlreadyFinishedError: The goal had already ended.
     """
 
     def work(connection: Connection) -> list[int]:
+        _check_owner(connection, goal_id, tenant_id)
         status = goal_store.lock_goal(connection, goal_id=goal_id)
         if status is None:
             raise GoalNotFoundError(f"no goal with id {goal_id}")
@@ -178,14 +200,14 @@ def cancel_goal(goal_id: uuid.UUID) -> Goal:
         celery_app.control.revoke(task_ids)
     except Exception:
         log.warning("revoking the queued steps of goal %s failed", goal_id, exc_info=True)
-    return get_goal(goal_id)
+    return get_goal(goal_id, tenant_id=tenant_id)
 
 
 MAX_REASON_CHARS = 1000  # longest reason stored with an approval decision (characters)
 
 
 def decide_step(goal_id: uuid.UUID, step_id: int, *, decision: ApprovalDecision, by: str,
-                reason: str | None = None) -> Goal:
+                reason: str | None = None, tenant_id: uuid.UUID | None = None) -> Goal:
     """Approve or reject a step awaiting approval; return the goal's view after it.
 
     Approving queues the step and publishes its ``run_step`` after the commit (should
@@ -200,6 +222,8 @@ def decide_step(goal_id: uuid.UUID, step_id: int, *, decision: ApprovalDecision,
         decision: ``approved`` or ``rejected``.
         by: Who decides: an API key id, ``cli`` or ``api``.
         reason: Optional reason, at most ``MAX_REASON_CHARS`` characters.
+        tenant_id: The deciding tenant; another tenant's goal is a 404 like an unknown
+            one. None (the CLI) decides for any tenant.
 
     Raises:
         RequestError: The reason is too long or holds a NUL or a lone surrogate (422).
@@ -214,11 +238,16 @@ def decide_step(goal_id: uuid.UUID, step_id: int, *, decision: ApprovalDecision,
             raise RequestError(f"reason: at most {MAX_REASON_CHARS} characters")
         if "\x00" in reason or _unencodable(reason):
             raise RequestError("reason: must be text without NUL or lone surrogates")
-    decided = db_retry.run(lambda c: approvals.decide(
-        c, goal_id=goal_id, step_id=step_id, decision=decision, by=by, reason=reason))
+
+    def work(connection: Connection):
+        _check_owner(connection, goal_id, tenant_id)
+        return approvals.decide(connection, goal_id=goal_id, step_id=step_id,
+                                decision=decision, by=by, reason=reason)
+
+    decided = db_retry.run(work)
     if decided.decision is ApprovalDecision.APPROVED:
         publish_steps(goal_id, [(step_id, decided.kind)])
-    return get_goal(goal_id)
+    return get_goal(goal_id, tenant_id=tenant_id)
 
 
 def _unencodable(text: str) -> bool:

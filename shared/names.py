@@ -31,5 +31,3 @@ RATE_LIMIT_PREFIX = f"{REDIS_PREFIX}ratelimit:"
 # Marker put on everything a simulated component produces.
 SIMULATED_MARK = "[simulated]"
 
-# API key scope needed to approve or reject a step that awaits approval.
-STEPS_APPROVE_SCOPE = "steps:approve"

@@ -120,6 +120,10 @@ class Settings(BaseSettings):
         result_poll_interval_s: How often CLI clients poll a goal's status (seconds).
         gateway_host: Interface the HTTP gateway binds.
         gateway_port: Port the HTTP gateway binds.
+        auth_enabled: Require ``Authorization: Bearer <API key>`` on the gateway's
+            ``/v1`` routes (keys from ``taskforce keys create``). Off: every request acts
+            as tenant ``default`` with all scopes, and ``taskforce gateway`` refuses to
+            bind anything but a loopback address.
         memory_retention_days: Age after which beat removes finished goals' step
             results and episodes (days).
         tool_modules: Extra modules whose ``TOOLS`` list joins the built-in tools
@@ -193,6 +197,7 @@ class Settings(BaseSettings):
 
     gateway_host: str = "127.0.0.1"
     gateway_port: int = 8000
+    auth_enabled: bool = True
 
     memory_retention_days: int = Field(default=30, ge=1)
     tool_modules: Annotated[tuple[str, ...], NoDecode] = ()

@@ -24,7 +24,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared import goals, names
 from shared.errors import TaskforceError
 from shared.settings import child_environment, get_settings
-from taskforce_cli import approvals
+from taskforce_cli import approvals, keys
 
 app = typer.Typer(
     help="Taskforce: distributed task-queue workers for LLM agents.",
@@ -32,6 +32,7 @@ app = typer.Typer(
     add_completion=False,
     pretty_exceptions_enable=False,
 )
+app.add_typer(keys.app, name="keys")
 out = Console()
 err = Console(stderr=True)
 
@@ -209,14 +210,21 @@ def gateway(
     """Start the HTTP gateway (FastAPI on uvicorn)."""
     import uvicorn
 
+    from shared.auth import is_loopback
     from shared.persistence.db import migrate
 
     settings = get_settings()
+    host = host or settings.gateway_host
+    if not settings.auth_enabled and not is_loopback(host):
+        _fail(f"refusing to serve on {host} with AUTH_ENABLED=false: anyone who can reach "
+              "it could spend your LLM keys. Bind a loopback address (127.0.0.1, ::1, "
+              "localhost) or enable authentication and create keys with "
+              "`taskforce keys create`.")
     if not settings.redis_url or not settings.database_url:
         _fail("the gateway needs REDIS_URL and DATABASE_URL")
     if migrate_first:
         migrate()
-    uvicorn.run("api_gateway.app:app", host=host or settings.gateway_host,
+    uvicorn.run("api_gateway.app:app", host=host,
                 port=port or settings.gateway_port)
 
 

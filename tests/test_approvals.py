@@ -14,7 +14,7 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from shared import goals, names
+from shared import auth, goals, names
 from shared.celery_app import send
 from shared.domain.models import Goal, GoalRequest
 from shared.settings import overridden_settings
@@ -43,9 +43,10 @@ RISKY_PLAN = {"steps": [
 
 @pytest.fixture()
 def client(workers):
+    """The gateway with authentication off: decisions are recorded as ``api``."""
     from api_gateway.app import create_app
 
-    with TestClient(create_app()) as test_client:
+    with overridden_settings(AUTH_ENABLED=False), TestClient(create_app()) as test_client:
         yield test_client
 
 
@@ -229,3 +230,34 @@ def test_the_cli_approves_and_rejects(workers) -> None:
     assert next(s for s in view.steps if s.id == 2).approval.by == "cli"
     again = runner.invoke(app, ["approve", str(first), "2"])
     assert again.exit_code == 2 and "not awaiting approval" in again.output
+
+
+def test_deciding_needs_the_approve_scope_and_the_goal_s_tenant(workers) -> None:
+    from api_gateway.app import create_app
+
+    scopes = (auth.GOALS_SUBMIT, auth.GOALS_READ, auth.PLANS_SUBMIT)
+    suffix = uuid.uuid4().hex[:8]
+    owner = auth.create_key(tenant=f"owner-{suffix}", scopes=(*scopes, auth.STEPS_APPROVE))
+    submitter = auth.create_key(tenant=f"owner-{suffix}", scopes=scopes)
+    stranger = auth.create_key(tenant=f"stranger-{suffix}",
+                               scopes=(*scopes, auth.STEPS_APPROVE))
+
+    def bearer(key: str) -> dict[str, str]:
+        return {"Authorization": f"Bearer {key}"}
+
+    with overridden_settings(AUTH_ENABLED=True), TestClient(create_app()) as client:
+        response = client.post("/v1/goals", headers=bearer(submitter.key),
+                               json={"goal": "deploy the value", "plan": RISKY_PLAN})
+        assert response.status_code == 202, response.text
+        goal_id = uuid.UUID(response.json()["id"])
+        awaiting(goal_id)
+        approve = f"/v1/goals/{goal_id}/steps/2/approve"
+        assert client.post(approve).status_code == 401
+        assert client.post(approve, headers=bearer(submitter.key)).status_code == 403
+        foreign = client.post(approve, headers=bearer(stranger.key))
+        assert foreign.status_code == 404 and str(goal_id) in foreign.json()["detail"]
+        assert goals.get_goal(goal_id).awaiting_approval == [2]
+        decided = client.post(approve, headers=bearer(owner.key))
+        assert decided.status_code == 200, decided.text
+        assert decided.json()["steps"][1]["approval"]["by"] == owner.key_id
+    assert wait_for_goal(goal_id).status == "succeeded"

@@ -18,7 +18,7 @@ from shared.celery_app import step_task_id
 from shared.domain.models import GoalRequest, Plan
 from shared.persistence import goals as goal_store
 from shared.persistence.db import get_engine
-from shared.settings import get_settings
+from shared.settings import get_settings, overridden_settings
 from taskforce_cli.embedded import free_port
 from tests.conftest import wait_for_goal
 from tests.support.waiting import log_count, wait_for, wait_until
@@ -36,20 +36,22 @@ def synth(step_id: int, *refs: int) -> dict:
 
 @pytest.fixture()
 def gateway_url(workers):
-    """A real uvicorn server running the gateway on a loopback port."""
+    """A real uvicorn server running the gateway on a loopback port (authentication off:
+    tests/test_auth.py covers keys)."""
     from api_gateway.app import create_app
 
     port = free_port()
     server = uvicorn.Server(uvicorn.Config(create_app(), host="127.0.0.1", port=port,
                                            log_level="warning"))
     thread = threading.Thread(target=server.run, daemon=True)
-    thread.start()
-    wait_until(lambda: server.started or not thread.is_alive(), timeout=10, interval=0.02,
-               message="the gateway's uvicorn server started")
-    assert server.started, "the gateway's uvicorn server exited during start"
-    yield f"http://127.0.0.1:{port}"
-    server.should_exit = True
-    thread.join(timeout=10)
+    with overridden_settings(AUTH_ENABLED=False):
+        thread.start()
+        wait_until(lambda: server.started or not thread.is_alive(), timeout=10,
+                   interval=0.02, message="the gateway's uvicorn server started")
+        assert server.started, "the gateway's uvicorn server exited during start"
+        yield f"http://127.0.0.1:{port}"
+        server.should_exit = True
+        thread.join(timeout=10)
 
 
 def test_twenty_concurrent_posts_with_one_key_make_one_goal(gateway_url, db) -> None:

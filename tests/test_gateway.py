@@ -12,14 +12,16 @@ import uuid
 import pytest
 from fastapi.testclient import TestClient
 
+from shared.settings import overridden_settings
 from tests.conftest import REPO
 
 
 @pytest.fixture()
 def client(workers):
+    """The gateway with authentication off (tests/test_auth.py covers keys)."""
     from api_gateway.app import create_app
 
-    with TestClient(create_app()) as test_client:
+    with overridden_settings(AUTH_ENABLED=False), TestClient(create_app()) as test_client:
         yield test_client
 
 
@@ -103,7 +105,7 @@ def _probe(env: dict[str, str], method: str, path: str, body: dict | None = None
     result = subprocess.run(
         [sys.executable, "-c", _GATEWAY_PROBE, method, path, json.dumps(body or {})],
         capture_output=True, text=True, timeout=120, cwd=REPO,
-        env=dict(os.environ) | {"DB_RETRY_MAX_S": "1"} | env,
+        env=dict(os.environ) | {"DB_RETRY_MAX_S": "1", "AUTH_ENABLED": "false"} | env,
     )
     assert result.returncode == 0, result.stderr[-2000:]
     return json.loads(result.stdout.strip().splitlines()[-1])

@@ -42,10 +42,11 @@ def create_goal(
     max_tokens: int | None = None,
     max_cost_usd: float | None = None,
     max_replans: int | None = None,
+    tenant_id: uuid.UUID | None = None,
 ) -> tuple[uuid.UUID, str | None]:
-    """Insert a goal in status ``pending``.
+    """Insert a goal in status ``pending``, owned by ``tenant_id``.
 
-    With an ``idempotency_key`` already stored, nothing is inserted (the unique
+    With an ``idempotency_key`` the tenant already used, nothing is inserted (the unique
     constraint decides between concurrent submissions) and the stored goal is returned.
 
     Returns:
@@ -68,17 +69,30 @@ def create_goal(
             max_tokens=max_tokens,
             max_cost_usd=max_cost_usd,
             max_replans=max_replans,
+            tenant_id=tenant_id,
         )
-        .on_conflict_do_nothing(constraint="uq_goals_idempotency_key")
+        .on_conflict_do_nothing(constraint="uq_goals_tenant_idempotency_key")
         .returning(goals.c.id)
     ).scalar()
     if inserted is not None:
         return inserted, None
     row = connection.execute(
         select(goals.c.id, goals.c.request_sha256)
-        .where(goals.c.idempotency_key == idempotency_key)
+        .where(goals.c.idempotency_key == idempotency_key, goals.c.tenant_id == tenant_id)
     ).one()
     return row.id, row.request_sha256 or ""
+
+
+def owned_by(connection: Connection, *, goal_id: uuid.UUID, tenant_id: uuid.UUID,
+             legacy_owner: uuid.UUID | None = None) -> bool:
+    """True if the goal exists and belongs to ``tenant_id``; goals stored before tenants
+    existed (no owner) count as ``legacy_owner``'s."""
+    owner = goals.c.tenant_id == tenant_id
+    if legacy_owner == tenant_id:
+        owner = owner | goals.c.tenant_id.is_(None)
+    return connection.execute(
+        select(goals.c.id).where(goals.c.id == goal_id, owner)
+    ).first() is not None
 
 
 def delete_pending_goal(connection: Connection, *, goal_id: uuid.UUID) -> None:

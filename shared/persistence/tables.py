@@ -29,6 +29,28 @@ from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 
 metadata = MetaData()
 
+tenants = Table(
+    "tenants",
+    metadata,
+    Column("id", UUID(as_uuid=True), primary_key=True),
+    Column("name", Text, nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    UniqueConstraint("name", name="uq_tenants_name"),
+)
+
+api_keys = Table(
+    "api_keys",
+    metadata,
+    Column("key_id", Text, primary_key=True),
+    Column("tenant_id", UUID(as_uuid=True), ForeignKey("tenants.id"), nullable=False),
+    Column("secret_sha256", Text, nullable=False),
+    Column("scopes", ARRAY(Text), nullable=False),
+    Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    Column("revoked_at", DateTime(timezone=True)),
+    Column("last_used_at", DateTime(timezone=True)),
+    Index("ix_api_keys_tenant", "tenant_id"),
+)
+
 goals = Table(
     "goals",
     metadata,
@@ -53,8 +75,10 @@ goals = Table(
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
+    Column("tenant_id", UUID(as_uuid=True), ForeignKey("tenants.id")),
     Index("ix_goals_status_created", "status", "created_at"),
-    UniqueConstraint("idempotency_key", name="uq_goals_idempotency_key"),
+    Index("ix_goals_tenant_created", "tenant_id", "created_at"),
+    UniqueConstraint("tenant_id", "idempotency_key", name="uq_goals_tenant_idempotency_key"),
 )
 
 plans = Table(

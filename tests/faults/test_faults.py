@@ -26,6 +26,7 @@ from sqlalchemy import text
 from shared import goals
 from shared.domain.models import GoalStatus
 from shared.persistence.db import dispose_engine, get_engine
+from shared.settings import overridden_settings
 from taskforce_cli.fleet import use_environment
 from tests.faults.conftest import Cluster, wait_until
 from tests.support.tools import read_tally
@@ -165,7 +166,14 @@ def test_a_whole_worker_killed_then_replaced(cluster: Cluster) -> None:
            steps_in_flight_on_killed_worker=in_flight)
 
 
-def test_redis_restarted_mid_batch(cluster: Cluster) -> None:
+@pytest.fixture()
+def unauthenticated():
+    """The gateway without API keys (tenant ``default``, which owns the CLI's goals)."""
+    with overridden_settings(AUTH_ENABLED=False):
+        yield
+
+
+def test_redis_restarted_mid_batch(cluster: Cluster, unauthenticated) -> None:
     from api_gateway.app import create_app
 
     cluster.start_worker("w1")
@@ -188,7 +196,7 @@ def test_redis_restarted_mid_batch(cluster: Cluster) -> None:
     verify(cluster, ids, "c: stop and restart Redis", outage_s=round(outage_s, 1))
 
 
-def test_postgres_restarted_mid_batch(cluster: Cluster) -> None:
+def test_postgres_restarted_mid_batch(cluster: Cluster, unauthenticated) -> None:
     from api_gateway.app import create_app
 
     cluster.start_worker("w1")
