@@ -3,7 +3,9 @@
 The gateway only validates, writes the goal row and enqueues ``plan_goal`` by name; it
 never runs planner or step code. Errors map by kind (:mod:`shared.errors`): a client's
 bad request answers 422 with the reason (404 for an unknown goal, 409 for one already
-ended); Redis or Postgres out of reach answers 503 with ``Retry-After``, never 500.
+ended), and so does data the database refuses to store; a body over its size limit is a
+413 (:mod:`api_gateway.limits`); only Redis or Postgres out of reach answers 503 with
+``Retry-After``, never 500.
 Every ``/v1`` route takes an API key with the scope it needs (:mod:`api_gateway.auth`);
 a goal is visible only to the tenant that submitted it.
 """
@@ -15,18 +17,21 @@ from typing import Annotated
 
 import redis
 from fastapi import Depends, FastAPI, Header, Request, Response, status
+from fastapi.exceptions import RequestValidationError
 from fastapi.responses import JSONResponse
 from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
-from sqlalchemy.exc import DBAPIError, OperationalError
+from sqlalchemy.exc import DBAPIError
 
 from api_gateway import approvals
 from api_gateway.auth import requires
+from api_gateway.limits import RequestLimits
 from shared import goals
 from shared.auth import GOALS_CANCEL, GOALS_READ, GOALS_SUBMIT, PLANS_SUBMIT, Principal
 from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.errors import ConfigurationError, RequestError, TransientError
 from shared.persistence.db import ping as ping_database
+from shared.persistence.retry import is_transient
 from shared.settings import get_settings
 
 RETRY_AFTER_S = 2  # what a 503 asks clients to wait (seconds): a Postgres or Redis blip
@@ -53,10 +58,20 @@ def create_app() -> FastAPI:
         # 422 with the reason; 404 for an unknown goal, 409 for one already ended.
         return JSONResponse(status_code=exc.http_status, content={"detail": exc.detail()})
 
-    @app.exception_handler(OperationalError)
+    app.add_middleware(RequestLimits)  # body size and JSON shape, before any parsing
+
+    @app.exception_handler(RequestValidationError)
+    async def _invalid(_: Request, exc: RequestValidationError) -> JSONResponse:
+        return JSONResponse(status_code=422, content={"detail": validation_errors(exc)})
+
     @app.exception_handler(DBAPIError)
-    async def _database_down(_: Request, exc: Exception) -> JSONResponse:
-        return _unavailable("database unavailable, try again shortly")
+    async def _database_error(_: Request, exc: DBAPIError) -> JSONResponse:
+        # Only a lost or refused connection is an outage; data the database refuses
+        # (a value out of range, an invalid byte sequence) is the request's fault.
+        if is_transient(exc):
+            return _unavailable("database unavailable, try again shortly")
+        return JSONResponse(status_code=422, content={
+            "detail": "the request holds data the database cannot store"})
 
     @app.exception_handler(KombuOperationalError)
     @app.exception_handler(redis.exceptions.ConnectionError)
@@ -134,6 +149,22 @@ def create_app() -> FastAPI:
         return JSONResponse(status_code=200, content={"status": "ok"})
 
     return app
+
+
+def validation_errors(exc: RequestValidationError) -> list[dict[str, object]]:
+    """Each error's ``loc``, ``msg`` and ``type`` only: never the ``input`` or ``ctx``
+    FastAPI would include (they echo what the client sent). Never raises."""
+    shown = []
+    try:
+        for error in exc.errors():
+            shown.append({
+                "loc": [p if isinstance(p, int) else str(p)[:64] for p in error.get("loc", ())],
+                "msg": str(error.get("msg", "invalid"))[:500],
+                "type": str(error.get("type", "value_error")),
+            })
+    except Exception:
+        shown = [{"loc": ["body"], "msg": "invalid request", "type": "value_error"}]
+    return shown
 
 
 def _unavailable(detail: str) -> JSONResponse:

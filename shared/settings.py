@@ -209,6 +209,23 @@ class Settings(BaseSettings):
     flower_basic_auth: SecretStr | None = None
     # Approval of risky steps (human in the loop)
     approval_timeout_s: float = Field(default=3600.0, gt=0)
+    # Input limits (shared.domain.limits, api_gateway.limits). Checked at the gateway
+    # before any parsing work, and again on every plan, whether a client or an LLM wrote it.
+    # MAX_REQUEST_BYTES: largest request body the gateway reads (bytes); larger is a 413.
+    max_request_bytes: int = Field(default=1_048_576, ge=1_024)
+    # MAX_JSON_DEPTH: most nesting of objects/arrays in a body, metadata or step args.
+    max_json_depth: int = Field(default=32, ge=2, le=200)
+    # MAX_GOAL_CHARS: longest goal text (characters).
+    max_goal_chars: int = Field(default=20_000, ge=1)
+    # MAX_METADATA_BYTES: largest goal metadata, as compact UTF-8 JSON (bytes).
+    max_metadata_bytes: int = Field(default=16_384, ge=2)
+    # MAX_STEP_ARGS_BYTES: largest arguments of one plan step, as compact UTF-8 JSON (bytes).
+    max_step_args_bytes: int = Field(default=32_768, ge=2)
+    # MAX_REQUEST_TOKENS: largest max_tokens a request may ask for (tokens).
+    max_request_tokens: int = Field(default=10_000_000, ge=1, le=2**62)
+    # MAX_REQUEST_COST_USD: largest max_cost_usd a request may ask for (USD; the column
+    # is numeric(14, 8), so below 1,000,000).
+    max_request_cost_usd: float = Field(default=1_000.0, gt=0, lt=1_000_000)
 
     @field_validator("tool_modules", mode="before")
     @classmethod

@@ -17,6 +17,7 @@ from typing import Any
 
 from pydantic import ValidationError
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
 from shared.domain.models import GoalStatus, StepKind
@@ -140,7 +141,9 @@ def run_step(goal_id: str, step_id: int) -> None:
     :mod:`shared.persistence.approvals`). A step that fails for good triggers a replan (up to
     ``MAX_REPLANS``), after which the goal ends ``failed`` with the step's error; that
     includes any exception a tool raises (turned into a ToolError at the tool call
-    boundary, :meth:`shared.tools.base.Tool.call`) and an output that is not JSON.
+    boundary, :meth:`shared.tools.base.Tool.call`) and an output that is not JSON. A
+    result the database refuses to store fails its step and its goal once, without a
+    replan, rather than being run (and billed) again.
     Failures of our own database while claiming or committing go through
     :mod:`shared.persistence.retry` instead.
     """
@@ -190,7 +193,19 @@ def run_step(goal_id: str, step_id: int) -> None:
                                    answer=output["answer"])
         return done
 
-    done = db_retry.run(commit, transactional=claim.kind == StepKind.SYNTHESIZE)
+    try:
+        done = db_retry.run(commit, transactional=claim.kind == StepKind.SYNTHESIZE)
+    except DBAPIError as exc:
+        if db_retry.is_transient(exc):
+            raise
+        # The result is data Postgres refuses (out of range, an invalid byte sequence):
+        # running the step again would only bill it again. It fails once, for good.
+        log.warning("the result of step %s/%s cannot be stored", goal_id, step_id,
+                    exc_info=True)
+        what = claim.tool or claim.kind
+        _step_failed(gid, claim, worker, f"result of {what} could not be stored "
+                     f"({type(exc.orig).__name__})", may_replan=False)
+        return
     if done.ready:
         publish_steps(gid, done.ready)
 

@@ -15,6 +15,7 @@ import uuid
 from typing import Any
 
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from shared.domain.models import GoalStatus, Plan
 from shared.domain.validation import validate_plan
@@ -91,7 +92,8 @@ def plan_goal(goal_id: str) -> None:
     For a replan, the planner sees the steps that succeeded and may reuse their outputs
     by id; they are not run again. An invalid plan (after one repair attempt) ends the
     goal ``failed`` with ``plan_invalid: <reason>`` before any step of it is stored or
-    enqueued. A second delivery of the same message does nothing.
+    enqueued; so does a plan the database refuses to store (``plan_invalid: the plan
+    cannot be stored``). A second delivery of the same message does nothing.
     """
     gid = uuid.UUID(goal_id)
     settings = get_settings()
@@ -121,8 +123,23 @@ def plan_goal(goal_id: str) -> None:
     except TaskforceError as exc:
         _finish(gid, GoalStatus.FAILED, error=f"planner_failed: {exc}")
         return
+    except (ValueError, TypeError, RecursionError) as exc:
+        # Not an outage: the same plan would fail the same way on every redelivery.
+        log.warning("planning goal %s failed", goal_id, exc_info=True)
+        _finish(gid, GoalStatus.FAILED, error=f"planner_failed: {type(exc).__name__}")
+        return
     completed = frozenset(c["id"] for c in context["completed"]) if context else frozenset()
-    roots = db_retry.run(
-        lambda c: goal_store.start_plan(c, goal_id=gid, plan=plan, completed=completed))
+    try:
+        roots = db_retry.run(
+            lambda c: goal_store.start_plan(c, goal_id=gid, plan=plan, completed=completed))
+    except DBAPIError as exc:
+        if db_retry.is_transient(exc):
+            raise  # an outage outlasting DB_RETRY_MAX_S: the reconciler re-publishes
+        # Data Postgres refuses (a value out of range, an invalid byte sequence): left
+        # ``planning``, the goal would be re-published and re-planned forever.
+        log.warning("the plan of goal %s cannot be stored", goal_id, exc_info=True)
+        _finish(gid, GoalStatus.FAILED, error="plan_invalid: the plan cannot be stored "
+                f"({type(exc.orig).__name__})")
+        return
     if roots:
         publish_steps(gid, roots)

@@ -9,12 +9,41 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Any
+from typing import Annotated, Any
 from uuid import UUID
 
-from pydantic import BaseModel, ConfigDict, Field, field_validator
+from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
 
+from shared.domain.limits import check_json_value
 from shared.domain.refs import referenced_steps
+
+# Largest step id a plan may use: far above MAX_PLAN_STEPS times the replans a goal may
+# have (new steps of a replan number on from the last id), far below the 2**31 - 1 of
+# the Integer step_id columns (shared.persistence.tables).
+MAX_STEP_ID = 10_000
+StepId = Annotated[int, Field(ge=1, le=MAX_STEP_ID)]
+
+
+def _settings() -> Any:
+    from shared.settings import get_settings  # read when validating, never at import
+
+    return get_settings()
+
+
+def check_raw_plan(data: Any) -> Any:
+    """Checks on a plan's raw JSON before any of its steps is parsed: the step count
+    (``MAX_PLAN_STEPS``), then depth (``MAX_JSON_DEPTH`` below the step's arguments),
+    NUL characters, lone surrogates, NaN and infinities anywhere in it.
+
+    Raises:
+        ValueError: (an :class:`~shared.domain.limits.InputLimitError`) A limit is broken.
+    """
+    if isinstance(data, dict) and isinstance(data.get("steps"), list):
+        cap = _settings().max_plan_steps
+        if len(data["steps"]) > cap:
+            raise ValueError(f"{len(data['steps'])} steps exceed the cap of {cap}")
+    # plan -> steps -> step -> args: three levels above a step's arguments.
+    return check_json_value(data, max_depth=_settings().max_json_depth + 3, where="plan")
 
 
 class StepKind(StrEnum):
@@ -76,12 +105,19 @@ class Step(BaseModel):
 
     model_config = ConfigDict(extra="forbid")
 
-    id: int = Field(ge=1)
+    id: StepId
     kind: StepKind
-    tool: str | None = None
+    tool: str | None = Field(default=None, max_length=128)
     args: dict[str, Any] = Field(default_factory=dict)
-    depends_on: list[int] = Field(default_factory=list)
-    description: str | None = None
+    depends_on: list[StepId] = Field(default_factory=list, max_length=256)
+    description: str | None = Field(default=None, max_length=2_000)
+
+    @field_validator("args")
+    @classmethod
+    def _bounded_args(cls, value: dict[str, Any]) -> dict[str, Any]:
+        settings = _settings()
+        return check_json_value(value, max_depth=settings.max_json_depth,
+                                max_bytes=settings.max_step_args_bytes, where="args")
 
     @property
     def dependencies(self) -> frozenset[int]:
@@ -100,7 +136,12 @@ class Plan(BaseModel):
     model_config = ConfigDict(extra="forbid")
 
     steps: list[Step] = Field(min_length=1)
-    rationale: str | None = None
+    rationale: str | None = Field(default=None, max_length=4_000)
+
+    @model_validator(mode="before")
+    @classmethod
+    def _raw_limits(cls, data: Any) -> Any:
+        return check_raw_plan(data)
 
     @field_validator("steps")
     @classmethod
@@ -121,26 +162,30 @@ class GoalRequest(BaseModel):
     """What a client submits.
 
     Attributes:
-        goal: The goal text (1 to 20,000 characters).
+        goal: The goal text (1 to ``MAX_GOAL_CHARS`` characters, default 20,000).
         provider: LLM provider name; the settings' default when absent.
         model: Model name; the provider's default when absent.
-        metadata: Free-form JSON the client wants kept with the goal.
+        metadata: Free-form JSON the client wants kept with the goal (at most
+            ``MAX_METADATA_BYTES`` as compact JSON, ``MAX_JSON_DEPTH`` levels).
         plan: Optional ready-made plan (Plan JSON). It is validated like a planner's
-            and then run as it is, with no planning call.
-        max_tokens: Token budget over all the goal's LLM calls (default: settings).
-        max_cost_usd: USD budget over all the goal's LLM calls (default: settings).
+            and then run as it is, with no planning call; its step count is checked
+            before any step is parsed.
+        max_tokens: Token budget over all the goal's LLM calls (default: settings; at
+            most ``MAX_REQUEST_TOKENS``).
+        max_cost_usd: USD budget over all the goal's LLM calls (default: settings; finite,
+            at most ``MAX_REQUEST_COST_USD``).
         max_replans: Replans allowed after failed steps (default: settings).
     """
 
     model_config = ConfigDict(extra="forbid")
 
-    goal: str = Field(min_length=1, max_length=20_000)
+    goal: str = Field(min_length=1)
     provider: str | None = Field(default=None, max_length=64)
     model: str | None = Field(default=None, max_length=128)
     metadata: dict[str, Any] = Field(default_factory=dict)
     plan: dict[str, Any] | None = None
     max_tokens: int | None = Field(default=None, ge=1)
-    max_cost_usd: float | None = Field(default=None, ge=0)
+    max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_replans: int | None = Field(default=None, ge=0, le=5)
 
     @field_validator("goal")
@@ -148,6 +193,42 @@ class GoalRequest(BaseModel):
     def _not_blank(cls, value: str) -> str:
         if not value.strip():
             raise ValueError("goal must not be blank")
+        cap = _settings().max_goal_chars
+        if len(value) > cap:
+            raise ValueError(f"goal must be at most {cap} characters")
+        return check_json_value(value, max_depth=1, where="goal")
+
+    @field_validator("provider", "model")
+    @classmethod
+    def _storable(cls, value: str | None) -> str | None:
+        return check_json_value(value, max_depth=1, where="name")
+
+    @field_validator("metadata")
+    @classmethod
+    def _bounded_metadata(cls, value: dict[str, Any]) -> dict[str, Any]:
+        settings = _settings()
+        return check_json_value(value, max_depth=settings.max_json_depth,
+                                max_bytes=settings.max_metadata_bytes, where="metadata")
+
+    @field_validator("plan", mode="before")
+    @classmethod
+    def _bounded_plan(cls, value: Any) -> Any:
+        return value if value is None else check_raw_plan(value)
+
+    @field_validator("max_tokens")
+    @classmethod
+    def _token_ceiling(cls, value: int | None) -> int | None:
+        cap = _settings().max_request_tokens
+        if value is not None and value > cap:
+            raise ValueError(f"max_tokens must be less than or equal to {cap}")
+        return value
+
+    @field_validator("max_cost_usd")
+    @classmethod
+    def _cost_ceiling(cls, value: float | None) -> float | None:
+        cap = _settings().max_request_cost_usd
+        if value is not None and value > cap:
+            raise ValueError(f"max_cost_usd must be less than or equal to {cap:g}")
         return value
 
 

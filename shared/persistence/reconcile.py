@@ -4,7 +4,9 @@ Run by beat every ``RECONCILE_INTERVAL_S`` (and by ``taskforce reconcile``), one
 time across the fleet: each run takes a Postgres advisory lock and skips if another
 holds it. Every repair is conditional on the state it repairs, and re-publishing is
 harmless (a duplicate ``run_step`` is a no-op), so a run racing a live worker does no
-damage.
+damage. Goals are ended one by one, each in a SAVEPOINT: a goal whose end raises (its
+episode cannot be written, say) is ended ``failed`` without it, with a reason starting
+``reconcile_failed:``, and never rolls back the repairs of the other goals.
 """
 
 from __future__ import annotations
@@ -16,10 +18,12 @@ from datetime import timedelta
 
 from sqlalchemy import ColumnElement, Text, case, cast, exists, func, literal, select, update
 from sqlalchemy.engine import Connection
+from sqlalchemy.exc import DBAPIError
 
 from shared.domain.models import GoalStatus, StepKind, StepStatus
 from shared.persistence import approvals
 from shared.persistence import goals as goal_store
+from shared.persistence.retry import is_transient
 from shared.persistence.tables import goals, steps
 
 log = logging.getLogger(__name__)
@@ -72,6 +76,45 @@ def _older_than(column: ColumnElement, seconds: float) -> ColumnElement[bool]:
     return column < func.now() - timedelta(seconds=seconds)
 
 
+def _end_goal(connection: Connection, goal_id: uuid.UUID, status: GoalStatus, *,
+              answer: str | None = None, error: str | None = None) -> bool:
+    """End one goal inside a SAVEPOINT; returns False if it was no longer running.
+
+    If ending it raises anything but a lost connection, the savepoint is rolled back and
+    the goal is ended ``failed`` with ``reconcile_failed: ...`` and no episode; if even
+    that raises, it is logged and left for the next pass. Either way the caller's
+    transaction, and every other goal's repair in it, stands.
+    """
+    try:
+        with connection.begin_nested():
+            if goal_store.lock_goal(connection, goal_id=goal_id) != GoalStatus.RUNNING.value:
+                return False
+            return goal_store.finish_goal(connection, goal_id=goal_id, status=status,
+                                          answer=answer, error=error)
+    except Exception as exc:
+        if isinstance(exc, DBAPIError) and is_transient(exc):
+            raise
+        log.warning("reconciler: ending goal %s raised; ending it failed without its "
+                    "episode", goal_id, exc_info=True)
+        reason = f"reconcile_failed: ending the goal raised {type(exc).__name__}"
+        if error:
+            reason += f" ({error})"
+    try:
+        with connection.begin_nested():
+            return bool(connection.execute(
+                update(goals)
+                .where(goals.c.id == goal_id, goals.c.status == GoalStatus.RUNNING.value)
+                .values(status=GoalStatus.FAILED.value, error=reason, finished_at=func.now(),
+                        updated_at=func.now())
+            ).rowcount)
+    except Exception as exc:
+        if isinstance(exc, DBAPIError) and is_transient(exc):
+            raise
+        log.error("reconciler: goal %s cannot be ended; left for the next pass", goal_id,
+                  exc_info=True)
+        return False
+
+
 def _fail_lost_steps(connection: Connection, repairs: Repairs, max_attempts: int) -> None:
     rows = connection.execute(
         update(steps)
@@ -82,9 +125,8 @@ def _fail_lost_steps(connection: Connection, repairs: Repairs, max_attempts: int
         .returning(steps.c.goal_id, steps.c.step_id, steps.c.error)
     ).all()
     for row in rows:
-        goal_store.lock_goal(connection, goal_id=row.goal_id)
-        goal_store.finish_goal(connection, goal_id=row.goal_id, status=GoalStatus.FAILED,
-                               error=f"step_failed: step {row.step_id}: {row.error}")
+        _end_goal(connection, row.goal_id, GoalStatus.FAILED,
+                  error=f"step_failed: step {row.step_id}: {row.error}")
         repairs.steps_failed.append((row.goal_id, row.step_id))
 
 
@@ -136,15 +178,12 @@ def _finish_unrecorded(connection: Connection, repairs: Repairs) -> None:
         .where(_GOAL_RUNNING, exists().where(*current, failed | synthesized))
     ).all()
     for row in rows:
-        if goal_store.lock_goal(connection, goal_id=row.id) != GoalStatus.RUNNING.value:
-            continue
         if row.answer is not None:
-            goal_store.finish_goal(connection, goal_id=row.id, status=GoalStatus.SUCCEEDED,
-                                   answer=row.answer)
+            ended = _end_goal(connection, row.id, GoalStatus.SUCCEEDED, answer=row.answer)
         else:
-            goal_store.finish_goal(connection, goal_id=row.id, status=GoalStatus.FAILED,
-                                   error=row.error)
-        repairs.goals_finished.append(row.id)
+            ended = _end_goal(connection, row.id, GoalStatus.FAILED, error=row.error)
+        if ended:
+            repairs.goals_finished.append(row.id)
 
 
 def reconcile(

@@ -30,12 +30,29 @@ T = TypeVar("T")
 log = logging.getLogger(__name__)
 
 
+# SQLSTATE classes and codes a later attempt may not meet (PostgreSQL Appendix A):
+# connection exceptions, too many connections or out of resources, a server shutting
+# down or starting up, serialization failures and deadlocks.
+_TRANSIENT_SQLSTATE_PREFIXES = ("08", "53", "57P", "40001", "40P01", "55P03")
+
+
 def is_transient(exc: BaseException) -> bool:
     """True for failures that a new connection may not see: lost or refused connections,
-    a server shutting down or starting up, serialization failures."""
-    if isinstance(exc, OperationalError | InterfaceError):
+    a server shutting down or starting up, serialization failures and deadlocks.
+
+    Never for data errors (an invalid byte sequence, a number out of range), integrity
+    errors or program limits such as a too deeply nested value: those fail the same way
+    every time, so retrying them only repeats (and re-bills) the work around them.
+    """
+    if not isinstance(exc, DBAPIError):
+        return False
+    if exc.connection_invalidated or isinstance(exc, InterfaceError):
         return True
-    return isinstance(exc, DBAPIError) and exc.connection_invalidated
+    if not isinstance(exc, OperationalError):
+        return False
+    sqlstate = getattr(exc.orig, "sqlstate", None)
+    # No SQLSTATE: the client library itself failed to connect or lost the connection.
+    return sqlstate is None or sqlstate.startswith(_TRANSIENT_SQLSTATE_PREFIXES)
 
 
 def run(work: Callable[[Connection], T], *, transactional: bool = True) -> T:

@@ -7,14 +7,17 @@ Every function takes an open ``Connection``; queries are SQLAlchemy Core express
 
 from __future__ import annotations
 
+import logging
 import uuid
 from collections.abc import Mapping
 from typing import Any
 
+from pydantic import ValidationError
 from sqlalchemy import func, select, true
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
+from shared.domain.limits import InputLimitError, check_json_value
 from shared.domain.models import (
     Episode,
     Goal,
@@ -27,6 +30,21 @@ from shared.domain.models import (
 )
 from shared.errors import GoalNotFoundError
 from shared.persistence.tables import episodes, goals, llm_calls, plans, step_runs, steps
+
+log = logging.getLogger(__name__)
+
+# Deepest stored JSON shown as it is (levels). Input limits keep new rows far shallower;
+# this keeps a row stored before them (or a tool's odd output) from breaking the view:
+# pydantic refuses to serialize past about 255 levels.
+VIEW_MAX_DEPTH = 100
+
+
+def _shown(value: Any, where: str) -> Any:
+    """``value`` if it can be shown, else ``{"unreadable": <why>}`` (never raises)."""
+    try:
+        return check_json_value(value, max_depth=VIEW_MAX_DEPTH, where=where)
+    except InputLimitError as exc:
+        return {"unreadable": str(exc)}
 
 
 def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
@@ -59,7 +77,7 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
         status=row["status"],
         provider=row["provider"],
         model=row["model"],
-        metadata=row["metadata"],
+        metadata=_shown(row["metadata"], "metadata"),
         answer=row["answer"],
         error=row["error"],
         created_at=row["created_at"],
@@ -74,14 +92,14 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
                 id=s["step_id"],
                 kind=s["kind"],
                 tool=s["tool"],
-                args=s["args"],
+                args=_shown(s["args"], "args"),
                 dependencies=list(s["depends_on"]),
                 plan_version=s["plan_version"],
                 status=s["status"],
                 attempt=s["attempt"],
                 started_at=s["started_at"],
                 finished_at=s["finished_at"],
-                result=s["result"],
+                result=_shown(s["result"], "result"),
                 error=s["error"],
                 approval=_approval(s),
             )
@@ -121,9 +139,14 @@ def build_episode(connection: Connection, *, goal_id: uuid.UUID) -> Episode:
                llm_calls.c.created_at)
         .where(llm_calls.c.goal_id == goal_id).order_by(llm_calls.c.id)
     ).mappings().all()
+    try:
+        plan = Plan.model_validate(plan_json) if plan_json else None
+    except ValidationError:  # stored before today's limits: the episode keeps the rest
+        log.warning("the stored plan of goal %s no longer validates", goal_id)
+        plan = None
     return Episode(
         goal=view,
-        plan=Plan.model_validate(plan_json) if plan_json else None,
+        plan=plan,
         runs=[StepRun.model_validate(dict(r)) for r in runs],
         llm_calls=[
             LLMCallRecord.model_validate({**c, "cost_usd": float(c["cost_usd"])}) for c in calls

@@ -2,7 +2,7 @@
 
 ``misbehave`` fails the way a careless tool might: it raises a database error or a
 plain bug, or returns a value JSON has no form for (NaN, a complex number, an object,
-a NUL character).
+a NUL character), or one Postgres refuses to store (a lone surrogate).
 
 ``tally`` appends one line per execution to a side-effect log, a plain file named by
 ``TASKFORCE_TEST_TALLY_LOG``, outside Redis and Postgres (the fault suite restarts
@@ -68,7 +68,7 @@ def executions(goal_id: str, path: Path | None = None) -> Counter:
 class MisbehaveInput(BaseModel):
     """Arguments of ``misbehave``: how to fail."""
 
-    mode: Literal["db_error", "bug", "nan", "complex", "object", "nul"]
+    mode: Literal["db_error", "bug", "nan", "complex", "object", "nul", "surrogate"]
 
 
 def _misbehave(args: MisbehaveInput, ctx: ToolContext) -> dict[str, Any]:
@@ -79,7 +79,7 @@ def _misbehave(args: MisbehaveInput, ctx: ToolContext) -> dict[str, Any]:
     if args.mode == "bug":
         return {"value": {}["missing"]}
     values = {"nan": float("nan"), "complex": (-8) ** 0.5, "object": object(),
-              "nul": "a\x00b"}
+              "nul": "a\x00b", "surrogate": "a\ud800b"}
     return {"value": values[args.mode]}
 
 
