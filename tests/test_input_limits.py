@@ -14,15 +14,18 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from shared.domain.models import GoalRequest, GoalStatus
+from shared.settings import overridden_settings
 
 SYNTH = {"id": 1, "kind": "synthesize", "args": {"inputs": [], "instruction": "answer"}}
 
 
 @pytest.fixture()
 def client(workers):
+    """The gateway with authentication off: these tests are about what a request holds."""
     from api_gateway.app import create_app
 
-    with TestClient(create_app(), raise_server_exceptions=False) as test_client:
+    with overridden_settings(AUTH_ENABLED=False), \
+            TestClient(create_app(), raise_server_exceptions=False) as test_client:
         yield test_client
 
 
