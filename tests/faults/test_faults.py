@@ -20,11 +20,12 @@ from collections import Counter
 from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
 from sqlalchemy import text
 
 from shared import service
-from shared.cli.fleet import use_environment
+from shared.cli.fleet import WorkerProcess, use_environment
 from shared.domain.models import GoalStatus
 from shared.persistence.db import dispose_engine, get_engine
 from tests.faults.conftest import Cluster, wait_until
@@ -100,7 +101,7 @@ def verify(cluster: Cluster, goal_ids: list[uuid.UUID], scenario: str,
         runs = connection.execute(
             text("SELECT goal_id, step_id, attempt, outcome FROM step_runs "
                  "WHERE goal_id = ANY(:ids)"), {"ids": goal_ids}).all()
-    assert len(steps) == GOALS * 4
+    assert len(steps) == len(goal_ids) * 4
     assert all(s.status == "succeeded" and s.has_result for s in steps)
     committed = Counter((r.goal_id, r.step_id) for r in runs if r.outcome == "succeeded")
     assert all(committed[(s.goal_id, s.step_id)] == 1 for s in steps), "a step committed twice"
@@ -224,3 +225,74 @@ def test_a_step_that_outlives_the_visibility_timeout(cluster: Cluster) -> None:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"scenario": "e", "redeliveries_ignored": redelivered})
                          + "\n")
+
+
+def celery_pid(worker: WorkerProcess) -> int:
+    """The PID of the Celery worker process behind ``taskforce worker``: its only child
+    when the command supervises one, else the command's own process."""
+    children = children_of(worker.process.pid)
+    return next(iter(children)) if len(children) == 1 else worker.process.pid
+
+
+def alive(pid: int) -> bool:
+    """True while ``pid`` runs (a zombie, exited but not yet reaped, is not alive)."""
+    try:
+        state = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()[0]
+    except OSError:
+        return False
+    return state != "Z"
+
+
+def busy_workers_then(cluster: Cluster, outage, scenario: str) -> None:
+    """Three workers, each holding unacknowledged steps when ``outage()`` takes Redis
+    away and brings it back; then the same Celery processes must be alive, finish the
+    batch, and run new goals submitted after the outage."""
+    workers = [cluster.start_worker(f"busy{i}", concurrency=8) for i in range(3)]
+    pids = {w.name: celery_pid(w) for w in workers}
+    ids = cluster.submit([tally_plan(first_s=1.5, second_s=1.5) for _ in range(GOALS)])
+    # Every worker must hold in-flight steps (so unacked messages) at the moment.
+    assert wait_until(lambda: set(pids.values()) <= set(running_owners(ids)), timeout=60,
+                      interval=0.02), (pids, running_owners(ids))
+    in_flight = Counter(running_owners(ids))
+    outage_s = outage()
+    dead = {name: pid for name, pid in pids.items() if not alive(pid)}
+    assert not dead, f"workers died with Redis:\n{cluster.worker_logs()[-3000:]}"
+    verify(cluster, ids, scenario, outage_s=round(outage_s, 1),
+           steps_in_flight_per_worker=sorted(in_flight[p] for p in pids.values()))
+    assert all(alive(pid) for pid in pids.values())
+    assert {name: celery_pid(w) for name, w in zip(pids, workers)} == pids
+
+    after = cluster.submit([tally_plan(first_s=0.3, second_s=0.3, third_s=0.3)
+                            for _ in range(30)])
+    verify(cluster, after, scenario + " (goals submitted after)")
+    wanted = {str(g) for g in after}
+    ran_new = {e["pid"] for e in read_tally(cluster.tally_log) if e["goal"] in wanted}
+    assert set(pids.values()) <= ran_new, (pids, ran_new)
+    assert all(alive(pid) for pid in pids.values())
+
+
+def test_redis_killed_while_every_worker_is_busy(cluster: Cluster) -> None:
+    def outage() -> float:
+        started = time.monotonic()
+        cluster.servers.redis.stop(kill=True)
+        time.sleep(2.0)  # an outage of a known length, not a wait for an event
+        cluster.servers.redis.start()  # same port, empty
+        return time.monotonic() - started
+
+    busy_workers_then(cluster, outage, "f: SIGKILL Redis while every worker is busy")
+
+
+def test_redis_shut_down_gracefully_while_every_worker_is_busy(cluster: Cluster) -> None:
+    def outage() -> float:
+        started = time.monotonic()
+        client = redis.Redis.from_url(cluster.servers.redis.url)
+        try:
+            client.shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass  # the server closes the connection as it exits
+        cluster.servers.redis.process.wait(timeout=10)
+        time.sleep(2.0)  # an outage of a known length, not a wait for an event
+        cluster.servers.redis.start()
+        return time.monotonic() - started
+
+    busy_workers_then(cluster, outage, "g: SHUTDOWN NOSAVE Redis while every worker is busy")
