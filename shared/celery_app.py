@@ -11,7 +11,7 @@ from typing import Any
 
 from celery import Celery
 
-from shared import constants
+from shared import broker_recovery, constants
 from shared.config import Settings, get_settings
 
 
@@ -26,8 +26,14 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "unacked_restore_interval": max(1, min(10, timeout // 4)),
         "unacked_restore_throttle": 1,
     }
+    broker_url = settings.redis_url or "redis://127.0.0.1:6379/0"
     return {
-        "broker_url": settings.redis_url or "redis://127.0.0.1:6379/0",
+        "broker_url": broker_url,
+        # kombu's Redis transport with one fix: a task that finishes after the broker
+        # connection dropped must not crash the worker when it is acknowledged (see
+        # shared/broker_recovery.py for the upstream bug and when to remove this).
+        "broker_transport": (broker_recovery.TRANSPORT
+                             if broker_url.startswith("redis://") else None),
         # Postgres is the system of record: no Celery result backend holds goal state.
         "result_backend": None,
         "task_ignore_result": True,
