@@ -174,13 +174,24 @@ def worker(
     ),
     name: Annotated[Optional[str], typer.Option(help="Worker name (before '@host').")] = None,
     loglevel: Annotated[str, typer.Option(help="Log level.")] = "INFO",
+    supervise: Annotated[bool, typer.Option(
+        help="Run Celery in a child process, restarted with backoff if it fails "
+             "(--no-supervise: in this process).")] = True,
 ) -> None:
     """Start a worker process that plans goals and runs steps."""
     from shared.celery_app import app as celery
+    from shared.cli import supervise as supervisor
 
     settings = get_settings()
     if not settings.redis_url or not settings.database_url:
         _fail("a worker needs REDIS_URL and DATABASE_URL")
+    if supervise:
+        options = [f"--queues={queues}", f"--loglevel={loglevel}"]
+        options += [f"--concurrency={concurrency}"] if concurrency else []
+        options += [f"--pool={pool}"] if pool else []
+        options += [f"--name={name}"] if name else []
+        module = __spec__.name if __spec__ else "shared.cli.main"
+        raise typer.Exit(supervisor.supervise(supervisor.worker_command(module, options)))
     argv = [
         "worker",
         f"--pool={pool or settings.worker_pool}",
@@ -193,7 +204,7 @@ def worker(
     ]
     if name:
         argv.append(f"--hostname={name}@%h")
-    celery.worker_main(argv)
+    raise typer.Exit(supervisor.run_celery_worker(celery, argv))
 
 
 @app.command()
