@@ -37,6 +37,8 @@ def test_the_console_script_is_the_cli() -> None:
 def test_every_procfile_command_exists() -> None:
     processes = {}
     for line in (REPO / "Procfile").read_text().splitlines():
+        if not line.strip() or line.startswith("#"):
+            continue
         name, command = line.split(":", 1)
         processes[name] = _taskforce_command(shlex.split(command))
     assert set(processes) == {"web", "worker", "beat", "flower"}
@@ -52,6 +54,14 @@ def test_every_compose_service_runs_an_existing_command() -> None:
         dockerfile = REPO / services[name]["build"]["context"] / services[name]["build"]["dockerfile"]
         assert dockerfile.exists()
     assert "noeviction" in services["redis"]["command"]
+
+
+def test_every_taskforce_process_is_restarted_when_it_exits() -> None:
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for name in ("gateway", "worker", "beat", "flower"):
+        assert services[name].get("restart") in ("unless-stopped", "on-failure", "always")
+    procfile = (REPO / "Procfile").read_text()
+    assert "restart" in procfile and "honcho" in procfile
 
 
 def test_the_image_copies_every_package() -> None:
