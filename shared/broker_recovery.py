@@ -34,12 +34,14 @@ What this module changes, and why it is safe:
   ``AttributeError``: any other call that reaches it after a connection loss is then
   handled by Celery as the connection loss it is (retried), not as a crash.
 
-It is installed by :func:`shared.celery_app.celery_config` as Celery's
-``broker_transport`` (``shared.broker_recovery:Transport``) for ``redis://`` broker
-URLs; nothing is patched globally. To remove it, once a kombu release handles an
-acknowledgement on a closed Redis channel (check that ``tests/test_broker_recovery.py``
-passes without it and that the fault suite's Redis scenarios keep the same worker PIDs),
-delete this module and the ``broker_transport`` line.
+:func:`install`, called by :func:`shared.celery_app.create_app`, makes kombu resolve
+the ``redis`` and ``rediss`` URL schemes to :class:`Transport`, so URLs, logs and Flower
+(which picks its broker client by URL scheme) still say ``redis://``; nothing else in
+kombu is changed. Applies to kombu 5.7.0 with celery 5.7.0. To remove it, once a kombu
+release handles an acknowledgement on a closed Redis channel (the canary
+``test_stock_kombu_still_crashes_on_a_late_ack`` in ``tests/test_broker_recovery.py``
+then fails, and the fault suite's Redis scenarios keep the same worker PIDs without it),
+delete this module and the ``install()`` call.
 """
 
 from __future__ import annotations
@@ -47,6 +49,7 @@ from __future__ import annotations
 import logging
 
 import redis
+from kombu import transport as kombu_transport
 from kombu.transport import redis as kombu_redis
 from kombu.transport import virtual
 
@@ -106,4 +109,16 @@ class Transport(kombu_redis.Transport):
 
 
 TRANSPORT = f"{__name__}:Transport"
-"""The value of Celery's ``broker_transport`` setting that installs this adapter."""
+"""kombu's name for :class:`Transport`."""
+SCHEMES = ("redis", "rediss")
+
+
+def install() -> None:
+    """Make kombu resolve ``redis://`` and ``rediss://`` URLs to :class:`Transport`.
+
+    Idempotent; opens no connection. Transports kombu already resolved for these schemes
+    are forgotten, so connections made afterwards use the adapter.
+    """
+    for scheme in SCHEMES:
+        kombu_transport.TRANSPORT_ALIASES[scheme] = TRANSPORT
+        kombu_transport._transport_cache.pop(scheme, None)

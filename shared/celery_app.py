@@ -26,14 +26,8 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         "unacked_restore_interval": max(1, min(10, timeout // 4)),
         "unacked_restore_throttle": 1,
     }
-    broker_url = settings.redis_url or "redis://127.0.0.1:6379/0"
     return {
-        "broker_url": broker_url,
-        # kombu's Redis transport with one fix: a task that finishes after the broker
-        # connection dropped must not crash the worker when it is acknowledged (see
-        # shared/broker_recovery.py for the upstream bug and when to remove this).
-        "broker_transport": (broker_recovery.TRANSPORT
-                             if broker_url.startswith("redis://") else None),
+        "broker_url": settings.redis_url or "redis://127.0.0.1:6379/0",
         # Postgres is the system of record: no Celery result backend holds goal state.
         "result_backend": None,
         "task_ignore_result": True,
@@ -86,6 +80,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
 
 def create_app(settings: Settings | None = None) -> Celery:
     """Build the Celery app, listing the task modules by name (imported by workers only)."""
+    # kombu's Redis transport with one fix: a step that finishes after the broker
+    # connection dropped must not crash the worker when it is acknowledged (see
+    # shared/broker_recovery.py for the upstream bug and when to remove this).
+    broker_recovery.install()
     app = Celery("taskforce", include=list(constants.TASK_MODULES))
     app.conf.update(celery_config(settings or get_settings()))
     return app

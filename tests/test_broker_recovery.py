@@ -16,7 +16,7 @@ import redis
 from kombu import Connection, Queue
 
 from shared import broker_recovery
-from shared.celery_app import celery_config
+from shared.celery_app import create_app
 from shared.config import Settings
 
 STOCK = "kombu.transport.redis:Transport"
@@ -74,10 +74,10 @@ def test_a_released_channel_raises_a_connection_error(services: dict[str, str]) 
         channel._connparams()
 
 
-def test_celery_uses_the_adapter_for_redis_only() -> None:
-    redis_config = celery_config(Settings(redis_url="redis://127.0.0.1:6379/0",
-                                          database_url="postgresql://x@h/db"))
-    assert redis_config["broker_transport"] == broker_recovery.TRANSPORT
-    tls_config = celery_config(Settings(redis_url="rediss://127.0.0.1:6379/0",
-                                        database_url="postgresql://x@h/db"))
-    assert tls_config["broker_transport"] is None
+def test_the_app_installs_the_adapter_for_redis_urls() -> None:
+    create_app(Settings(redis_url="redis://127.0.0.1:6379/0",
+                        database_url="postgresql://x@h/db"))
+    for url in ("redis://127.0.0.1:6379/0", "rediss://127.0.0.1:6379/0"):
+        connection = Connection(url)
+        assert isinstance(connection.transport, broker_recovery.Transport)
+        assert connection.as_uri().startswith(url.split(":")[0] + "://")
