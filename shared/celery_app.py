@@ -14,7 +14,7 @@ from typing import Any
 import kombu.pools
 from celery import Celery
 
-from shared import names
+from shared import broker_recovery, names
 from shared.settings import Settings, get_settings, on_settings_change
 
 
@@ -89,6 +89,10 @@ def create_app() -> Celery:
     -A``), never at import, so importing a task module with broken settings succeeds and
     the process fails only when it starts.
     """
+    # kombu's Redis transport with one fix: a step that finishes after the broker
+    # connection dropped must not crash the worker when it is acknowledged (see
+    # shared/broker_recovery.py for the upstream bug and when to remove this).
+    broker_recovery.install()
     celery = Celery("taskforce", include=list(names.TASK_MODULES))
     celery.add_defaults(lambda: celery_config(get_settings()))
     return celery

@@ -12,10 +12,10 @@ import uuid
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 
 from shared.domain.models import ApprovalDecision
 from shared.errors import TaskforceError
+from taskforce_cli.console import fail, out
 
 GoalIdArgument = Annotated[uuid.UUID, typer.Argument(help="The goal's id.")]
 StepIdArgument = Annotated[int, typer.Argument(min=1, help="The step's number.")]
@@ -26,13 +26,11 @@ def _decide(goal_id: uuid.UUID, step_id: int, decision: ApprovalDecision,
             reason: str | None) -> None:
     from shared import goals
 
-    out, err = Console(), Console(stderr=True)
     try:
         view = goals.decide_step(goal_id, step_id, decision=decision, by="cli",
                                  reason=reason)
     except TaskforceError as exc:
-        err.print(f"[red]error:[/red] {exc}")
-        raise typer.Exit(code=2) from None
+        fail(str(exc))
     step = next(s for s in view.steps if s.id == step_id)
     out.print_json(json.dumps({"goal": str(view.id), "goal_status": view.status.value,
                                "step": step_id, "step_status": step.status.value,

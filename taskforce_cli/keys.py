@@ -11,20 +11,13 @@ import json
 from typing import Annotated, Optional
 
 import typer
-from rich.console import Console
 from rich.table import Table
 
 from shared import auth
 from shared.errors import TaskforceError
+from taskforce_cli.console import err, fail, out
 
 app = typer.Typer(help="Create, list and revoke the gateway's API keys.", no_args_is_help=True)
-out = Console()
-err = Console(stderr=True)
-
-
-def _fail(message: str) -> None:
-    err.print(f"[red]error:[/red] {message}")
-    raise typer.Exit(code=2)
 
 
 @app.command()
@@ -41,7 +34,7 @@ def create(
         with servers():
             key = auth.create_key(tenant=tenant, scopes=scope or auth.DEFAULT_SCOPES)
     except TaskforceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     out.print(f"key id: {key.key_id}  tenant: {key.tenant}  scopes: {' '.join(key.scopes)}")
     out.print(key.key, soft_wrap=True, highlight=False)
     err.print("Store this key now: it will not be shown again (only its hash is kept).")
@@ -59,7 +52,7 @@ def list_(
         with servers():
             rows = auth.list_keys(tenant=tenant)
     except TaskforceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if as_json:
         for row in rows:
             out.print(json.dumps(row, default=str), soft_wrap=True, highlight=False)
@@ -87,7 +80,7 @@ def revoke(key_id: Annotated[str, typer.Argument(help="The key id (from `keys li
         with servers():
             found = auth.revoke_key(key_id)
     except TaskforceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     if not found:
-        _fail(f"no key with id {key_id!r}")
+        fail(f"no key with id {key_id!r}")
     out.print(f"key {key_id} revoked")

@@ -56,6 +56,14 @@ def test_every_compose_service_runs_an_existing_command() -> None:
     assert "noeviction" in services["redis"]["command"]
 
 
+def test_every_taskforce_process_is_restarted_when_it_exits() -> None:
+    services = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]
+    for name in ("gateway", "worker", "beat", "flower"):
+        assert services[name].get("restart") in ("unless-stopped", "on-failure", "always")
+    procfile = (REPO / "Procfile").read_text()
+    assert "restart" in procfile and "honcho" in procfile
+
+
 def test_the_image_copies_every_package() -> None:
     dockerfile = (REPO / "deploy" / "Dockerfile").read_text()
     for name in PACKAGES:

@@ -15,136 +15,43 @@ import json
 import os
 import signal
 import time
-import uuid
 from collections import Counter
-from pathlib import Path
 
 import pytest
+import redis
 from fastapi.testclient import TestClient
-from sqlalchemy import text
 
-from shared import goals
-from shared.domain.models import GoalStatus
-from shared.persistence.db import dispose_engine, get_engine
+from shared.persistence.db import dispose_engine
 from shared.settings import overridden_settings
 from taskforce_cli.fleet import use_environment
 from tests.faults.conftest import Cluster, wait_until
+from tests.faults.scenarios import (
+    alive,
+    celery_pid,
+    children_of,
+    running_owners,
+    succeeded_steps,
+    tally_plan,
+    verify,
+)
 from tests.support.tools import read_tally
 
 pytestmark = pytest.mark.faults
 GOALS = 50
 
 
-def tally_plan(first_s: float = 0.6, second_s: float = 0.4, third_s: float = 0.4) -> dict:
-    """Two parallel tally steps, a third that needs both, then the synthesis."""
-    return {"steps": [
-        {"id": 1, "kind": "tool", "tool": "tally", "args": {"value": 1, "delay_s": first_s}},
-        {"id": 2, "kind": "tool", "tool": "tally", "args": {"value": 2, "delay_s": second_s}},
-        {"id": 3, "kind": "tool", "tool": "tally",
-         "args": {"value": ["$1.value", "$2.value"], "delay_s": third_s}},
-        {"id": 4, "kind": "synthesize", "args": {"inputs": ["$3"]}},
-    ]}
-
-
-def running_owners(goal_ids: list[uuid.UUID]) -> list[int]:
-    """PIDs holding leases on running steps of these goals."""
-    with get_engine().connect() as connection:
-        owners = connection.execute(
-            text("SELECT lease_owner FROM steps WHERE goal_id = ANY(:ids) "
-                 "AND status = 'running'"), {"ids": goal_ids}).scalars().all()
-    return [int(owner.split("/")[1]) for owner in owners]
-
-
-def succeeded_steps(goal_ids: list[uuid.UUID]) -> int:
-    with get_engine().connect() as connection:
-        return connection.execute(
-            text("SELECT count(*) FROM steps WHERE goal_id = ANY(:ids) "
-                 "AND status = 'succeeded'"), {"ids": goal_ids}).scalar()
-
-
-def children_of(pid: int) -> set[int]:
-    found = set()
-    for stat in Path("/proc").glob("[0-9]*/stat"):
-        try:
-            fields = stat.read_text().rsplit(")", 1)[1].split()
-        except OSError:
-            continue
-        if int(fields[1]) == pid:
-            found.add(int(stat.parent.name))
-    return found
-
-
-def verify(cluster: Cluster, goal_ids: list[uuid.UUID], scenario: str,
-           timeout: float = 150.0, **figures: object) -> dict:
-    """Check the invariants of the module docstring; return the scenario's figures."""
-    started = time.monotonic()
-
-    def all_final() -> bool:
-        try:
-            statuses = goals.goal_statuses(goal_ids).values()
-        except Exception:
-            dispose_engine()
-            return False
-        return all(GoalStatus(s).is_final for s in statuses)
-
-    finished = wait_until(all_final, timeout=timeout, interval=0.2)
-    recovery_s = time.monotonic() - started
-    statuses = goals.goal_statuses(goal_ids)
-    assert finished, Counter(statuses.values())
-    failures = {g: goals.get_goal(g).error for g, s in statuses.items() if s != "succeeded"}
-    assert not failures
-
-    with get_engine().connect() as connection:
-        steps = connection.execute(
-            text("SELECT goal_id, step_id, kind, status, result IS NOT NULL AS has_result "
-                 "FROM steps WHERE goal_id = ANY(:ids)"), {"ids": goal_ids}).all()
-        runs = connection.execute(
-            text("SELECT goal_id, step_id, attempt, outcome FROM step_runs "
-                 "WHERE goal_id = ANY(:ids)"), {"ids": goal_ids}).all()
-    assert len(steps) == GOALS * 4
-    assert all(s.status == "succeeded" and s.has_result for s in steps)
-    committed = Counter((r.goal_id, r.step_id) for r in runs if r.outcome == "succeeded")
-    assert all(committed[(s.goal_id, s.step_id)] == 1 for s in steps), "a step committed twice"
-
-    outcome = {(r.goal_id, r.step_id, r.attempt): r.outcome for r in runs}
-    wanted = {str(g) for g in goal_ids}
-    executions = Counter((uuid.UUID(e["goal"]), e["step"], e["attempt"])
-                         for e in read_tally(cluster.tally_log) if e["goal"] in wanted)
-    assert max(executions.values()) == 1, "one claim attempt ran its tool twice"
-    reruns = [key for key in executions if outcome.get(key) != "succeeded"]
-    for key in reruns:
-        assert outcome.get(key) in (None, "lease_lost"), (key, outcome.get(key))
-    for s in steps:
-        if s.kind == "tool":
-            assert sum(1 for k in executions if k[:2] == (s.goal_id, s.step_id)) >= 1
-    report = {
-        "scenario": scenario,
-        "goals": len(goal_ids),
-        "succeeded": sum(1 for s in statuses.values() if s == "succeeded"),
-        "steps": len(steps),
-        "tool_executions": len(executions),
-        "re_executions_after_crash": len(reruns),
-        "claims": len(runs),
-        "recovery_wait_s": round(recovery_s, 1),
-        **figures,
-    }
-    if path := os.environ.get("TASKFORCE_FAULT_REPORT"):
-        with open(path, "a", encoding="utf-8") as handle:
-            handle.write(json.dumps(report) + "\n")
-    return report
-
-
 def test_a_worker_child_killed_mid_step(cluster: Cluster) -> None:
     worker = cluster.start_worker("prefork1", pool="prefork", concurrency=6)
+    main = celery_pid(worker)
     ids = cluster.submit([tally_plan() for _ in range(GOALS)])
     killed = []
     for _ in range(3):
         def busy_child() -> bool:
-            children = children_of(worker.process.pid)
+            children = children_of(main)
             return any(pid in children and pid not in killed for pid in running_owners(ids))
 
         assert wait_until(busy_child, timeout=30, interval=0.02)
-        children = children_of(worker.process.pid)
+        children = children_of(main)
         victim = next(p for p in running_owners(ids) if p in children and p not in killed)
         os.kill(victim, signal.SIGKILL)
         killed.append(victim)
@@ -157,9 +64,10 @@ def test_a_whole_worker_killed_then_replaced(cluster: Cluster) -> None:
     doomed = cluster.start_worker("doomed")
     cluster.start_worker("survivor")
     ids = cluster.submit([tally_plan() for _ in range(GOALS)])
-    assert wait_until(lambda: doomed.process.pid in running_owners(ids), timeout=30,
+    doomed_pid = celery_pid(doomed)
+    assert wait_until(lambda: doomed_pid in running_owners(ids), timeout=30,
                       interval=0.02)
-    in_flight = running_owners(ids).count(doomed.process.pid)
+    in_flight = running_owners(ids).count(doomed_pid)
     doomed.stop(kill=True)
     cluster.start_worker("replacement")
     verify(cluster, ids, "b: SIGKILL a whole worker, start a new one",
@@ -232,3 +140,58 @@ def test_a_step_that_outlives_the_visibility_timeout(cluster: Cluster) -> None:
         with open(path, "a", encoding="utf-8") as handle:
             handle.write(json.dumps({"scenario": "e", "redeliveries_ignored": redelivered})
                          + "\n")
+
+
+def busy_workers_then(cluster: Cluster, outage, scenario: str) -> None:
+    """Three workers, each holding unacknowledged steps when ``outage()`` takes Redis
+    away and brings it back; then the same Celery processes must be alive, finish the
+    batch, and run new goals submitted after the outage."""
+    workers = [cluster.start_worker(f"busy{i}", concurrency=8) for i in range(3)]
+    pids = {w.name: celery_pid(w) for w in workers}
+    ids = cluster.submit([tally_plan(first_s=1.5, second_s=1.5) for _ in range(GOALS)])
+    # Every worker must hold in-flight steps (so unacked messages) at the moment.
+    assert wait_until(lambda: set(pids.values()) <= set(running_owners(ids)), timeout=60,
+                      interval=0.02), (pids, running_owners(ids))
+    in_flight = Counter(running_owners(ids))
+    outage_s = outage()
+    dead = {name: pid for name, pid in pids.items() if not alive(pid)}
+    assert not dead, f"workers died with Redis:\n{cluster.worker_logs()[-3000:]}"
+    verify(cluster, ids, scenario, outage_s=round(outage_s, 1),
+           steps_in_flight_per_worker=sorted(in_flight[p] for p in pids.values()))
+    assert all(alive(pid) for pid in pids.values())
+    assert {name: celery_pid(w) for name, w in zip(pids, workers)} == pids
+
+    after = cluster.submit([tally_plan(first_s=0.3, second_s=0.3, third_s=0.3)
+                            for _ in range(30)])
+    verify(cluster, after, scenario + " (goals submitted after)")
+    wanted = {str(g) for g in after}
+    ran_new = {e["pid"] for e in read_tally(cluster.tally_log) if e["goal"] in wanted}
+    assert set(pids.values()) <= ran_new, (pids, ran_new)
+    assert all(alive(pid) for pid in pids.values())
+
+
+def test_redis_killed_while_every_worker_is_busy(cluster: Cluster) -> None:
+    def outage() -> float:
+        started = time.monotonic()
+        cluster.servers.redis.stop(kill=True)
+        time.sleep(2.0)  # an outage of a known length, not a wait for an event
+        cluster.servers.redis.start()  # same port, empty
+        return time.monotonic() - started
+
+    busy_workers_then(cluster, outage, "f: SIGKILL Redis while every worker is busy")
+
+
+def test_redis_shut_down_gracefully_while_every_worker_is_busy(cluster: Cluster) -> None:
+    def outage() -> float:
+        started = time.monotonic()
+        client = redis.Redis.from_url(cluster.servers.redis.url)
+        try:
+            client.shutdown(nosave=True)
+        except redis.ConnectionError:
+            pass  # the server closes the connection as it exits
+        cluster.servers.redis.process.wait(timeout=10)
+        time.sleep(2.0)  # an outage of a known length, not a wait for an event
+        cluster.servers.redis.start()
+        return time.monotonic() - started
+
+    busy_workers_then(cluster, outage, "g: SHUTDOWN NOSAVE Redis while every worker is busy")
