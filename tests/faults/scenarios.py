@@ -19,6 +19,7 @@ from taskforce_cli.fleet import WorkerProcess
 from tests.faults.conftest import Cluster, wait_until
 from tests.support.tools import read_tally
 
+
 def tally_plan(first_s: float = 0.6, second_s: float = 0.4, third_s: float = 0.4) -> dict:
     """Two parallel tally steps, a third that needs both, then the synthesis."""
     return {"steps": [
