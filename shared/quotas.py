@@ -192,7 +192,7 @@ def check_goal_rate(tenant_id: uuid.UUID, goals_per_minute: int) -> None:
                              args=[f"{interval_us:.0f}",
                                    f"{(goals_per_minute - 1) * interval_us:.0f}"]))
     except redis.RedisError as exc:
-        raise ServiceUnavailableError(f"quota store unavailable: {type(exc).__name__}")
+        raise ServiceUnavailableError(f"message broker unavailable: {type(exc).__name__}")
     if wait_us > 0:
         retry_after = max(1, math.ceil(wait_us / 1_000_000))
         raise QuotaExceededError(
