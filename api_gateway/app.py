@@ -55,8 +55,11 @@ def create_app() -> FastAPI:
 
     @app.exception_handler(RequestError)
     async def _bad_request(_: Request, exc: RequestError) -> JSONResponse:
-        # 422 with the reason; 404 for an unknown goal, 409 for one already ended.
-        return JSONResponse(status_code=exc.http_status, content={"detail": exc.detail()})
+        # 422 with the reason; 404 for an unknown goal, 409 for one already ended, 429
+        # for a quota (with Retry-After in seconds when a wait will do).
+        retry_after = getattr(exc, "retry_after_s", None)
+        return JSONResponse(status_code=exc.http_status, content={"detail": exc.detail()},
+                            headers={"Retry-After": str(retry_after)} if retry_after else None)
 
     app.add_middleware(RequestLimits)  # body size and JSON shape, before any parsing
 

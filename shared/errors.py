@@ -7,7 +7,8 @@
     │   ├── UnknownProviderError, PlanInvalidError, IdempotencyConflictError
     │   ├── GoalNotFoundError (404), GoalAlreadyFinishedError (409)
     │   ├── StepNotFoundError (404), StepNotAwaitingApprovalError (409)
-    │   └── AuthenticationError (401), PermissionDeniedError (403)
+    │   ├── AuthenticationError (401), PermissionDeniedError (403)
+    │   └── ModelNotAllowedError, QuotaExceededError (429, ``Retry-After``)
     ├── ConfigurationError         the operator's settings (never retried)
     ├── ToolError                  a tool call failed for good
     │   ├── RetryableToolError     ... or transiently (retried by the step)
@@ -117,6 +118,29 @@ class PermissionDeniedError(RequestError):
     """The API key is valid but lacks the scope the request needs (HTTP 403)."""
 
     http_status: ClassVar[int] = 403
+
+
+class ModelNotAllowedError(RequestError):
+    """The requested model is outside the allowlist, or has no known price (HTTP 422)."""
+
+
+class QuotaExceededError(RequestError):
+    """A tenant's quota (goals per minute, goals in flight) refuses a submission (HTTP 429).
+
+    Args:
+        message: Which quota, its limit and when to try again.
+        retry_after_s: Seconds after which a retry may succeed (the ``Retry-After``
+            header), or None when only a goal ending frees room.
+    """
+
+    http_status: ClassVar[int] = 429
+
+    def __init__(self, message: str, retry_after_s: int | None = None) -> None:
+        super().__init__(message)
+        self.retry_after_s = retry_after_s
+
+    def __reduce__(self) -> tuple[type, tuple[str, int | None]]:
+        return (type(self), (str(self), self.retry_after_s))
 
 
 # --- the operator's settings ----------------------------------------------------------

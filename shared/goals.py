@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from sqlalchemy.engine import Connection
 
+from shared import quotas
 from shared.celery_app import app as celery_app
 from shared.celery_app import plan_task_id, step_task_id
 from shared.domain.models import ApprovalDecision, Goal, GoalRequest, GoalStatus
@@ -82,13 +83,19 @@ def submit(
             anything is stored (the worker validates it again either way).
         idempotency_key: With a key this tenant used before and the same request, the
             earlier goal is returned and nothing new happens.
-        tenant_id: The owner of the goal; None: the ``default`` tenant (the operator).
+        tenant_id: The owner of the goal; None: the ``default`` tenant (the operator,
+            whose CLI submissions skip the per-minute and in-flight quotas).
+
+    The tenant's quotas (:mod:`shared.quotas`) apply: its model allowlist, goals per
+    minute, goals in flight, and caps of ``max_tokens`` and ``max_cost_usd``.
 
     Raises:
         UnknownProviderError: The request names an unknown provider.
+        ModelNotAllowedError: The model is not allowed, or has no known price (422).
+        QuotaExceededError: Goals per minute or in flight over the tenant's quota (429).
         PlanInvalidError: ``check`` is set and the ready-made plan is invalid.
         IdempotencyConflictError: The key was used before with a different request.
-        ServiceUnavailableError: The broker could not take the planning message.
+        ServiceUnavailableError: The broker (or the quota store) is unavailable.
     """
     settings = get_settings()
     provider_name = request.provider or settings.default_provider
@@ -102,8 +109,16 @@ def submit(
         settings.default_model if provider_name == settings.default_provider
         else get_provider(provider_name).default_model
     )
+    limits = quotas.limits_for(tenant_id or key_store.DEFAULT_TENANT_ID)
+    quotas.check_model(provider_name, model, limits)
+    if tenant_id is not None:
+        quotas.check_goal_rate(tenant_id, limits.goals_per_minute)
     fingerprint = request_fingerprint(request) if idempotency_key else None
     with get_engine().begin() as connection:
+        if tenant_id is not None:
+            quotas.admit_in_flight(connection, tenant_id=tenant_id,
+                                   limit=limits.max_goals_in_flight,
+                                   idempotency_key=idempotency_key)
         goal_id, stored_fingerprint = goal_store.create_goal(
             connection,
             text_=request.goal,
@@ -113,10 +128,11 @@ def submit(
             requested_plan=request.plan,
             idempotency_key=idempotency_key,
             request_sha256=fingerprint,
-            max_tokens=request.max_tokens if request.max_tokens is not None
-            else settings.goal_max_tokens,
-            max_cost_usd=request.max_cost_usd if request.max_cost_usd is not None
-            else settings.goal_max_cost_usd,
+            max_tokens=quotas.capped(request.max_tokens if request.max_tokens is not None
+                                     else settings.goal_max_tokens, limits.max_tokens_per_goal),
+            max_cost_usd=quotas.capped(
+                request.max_cost_usd if request.max_cost_usd is not None
+                else settings.goal_max_cost_usd, limits.max_cost_usd_per_goal),
             max_replans=request.max_replans,
             tenant_id=tenant_id or key_store.DEFAULT_TENANT_ID,
         )

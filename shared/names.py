@@ -31,3 +31,7 @@ RATE_LIMIT_PREFIX = f"{REDIS_PREFIX}ratelimit:"
 # Marker put on everything a simulated component produces.
 SIMULATED_MARK = "[simulated]"
 
+
+# Per-tenant goal submission rate (``shared.quotas``): one key per tenant, e.g.
+# ``taskforce:quota:{<tenant id>}:goals``, holding the GCRA's theoretical arrival time.
+QUOTA_PREFIX = f"{REDIS_PREFIX}quota:"

@@ -226,6 +226,18 @@ class Settings(BaseSettings):
     # MAX_REQUEST_COST_USD: largest max_cost_usd a request may ask for (USD; the column
     # is numeric(14, 8), so below 1,000,000).
     max_request_cost_usd: float = Field(default=1_000.0, gt=0, lt=1_000_000)
+    # Quotas and ceilings per tenant (shared.quotas, which parses the two strings); a
+    # tenant's own limits (`taskforce keys tenant`) override these. Goals per minute and
+    # goals not yet ended (429); USD of LLM calls per UTC day; caps on a goal's max_tokens
+    # and max_cost_usd (none: no cap); ALLOWED_MODELS: provider:model patterns ("": sim:*
+    # and each provider's default model); MODEL_PRICES: provider:model=in/out USD per 1M.
+    tenant_goals_per_minute: int = Field(default=60, ge=1)
+    tenant_max_goals_in_flight: int = Field(default=100, ge=1)
+    tenant_daily_usd: float = Field(default=10.0, ge=0, lt=1_000_000)
+    tenant_max_tokens_per_goal: int | None = Field(default=None, ge=1)
+    tenant_max_cost_usd_per_goal: float | None = Field(default=None, ge=0, lt=1_000_000)
+    allowed_models: str = ""
+    model_prices: str = ""
 
     @field_validator("tool_modules", mode="before")
     @classmethod
@@ -256,7 +268,7 @@ class Settings(BaseSettings):
         return value or None
 
     @field_validator("goal_max_tokens", "goal_max_cost_usd", "broker_visibility_timeout_s",
-                     mode="before")
+                     "tenant_max_tokens_per_goal", "tenant_max_cost_usd_per_goal", mode="before")
     @classmethod
     def _blank_means_no_limit(cls, value: object) -> object:
         """``GOAL_MAX_TOKENS=`` (or ``none``) turns the limit off."""

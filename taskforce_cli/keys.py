@@ -84,3 +84,50 @@ def revoke(key_id: Annotated[str, typer.Argument(help="The key id (from `keys li
     if not found:
         fail(f"no key with id {key_id!r}")
     out.print(f"key {key_id} revoked")
+
+
+_LIMIT_OPTIONS = {"goals-per-minute": "goals_per_minute", "max-in-flight": "max_goals_in_flight",
+                  "daily-usd": "daily_usd", "max-tokens": "max_tokens_per_goal",
+                  "max-cost-usd": "max_cost_usd_per_goal", "models": "allowed_models"}
+
+
+@app.command()
+def tenant(
+    name: Annotated[str, typer.Argument(help="The tenant's name.")],
+    goals_per_minute: Annotated[Optional[int], typer.Option(
+        help="Goals it may submit per minute (429 beyond).")] = None,
+    max_in_flight: Annotated[Optional[int], typer.Option(
+        help="Goals it may have not ended at once (429 beyond).")] = None,
+    daily_usd: Annotated[Optional[float], typer.Option(
+        help="USD its LLM calls may cost per UTC day (then budget_exceeded).")] = None,
+    max_tokens: Annotated[Optional[int], typer.Option(
+        help="Cap of a goal's max_tokens.")] = None,
+    max_cost_usd: Annotated[Optional[float], typer.Option(
+        help="Cap of a goal's max_cost_usd (USD).")] = None,
+    models: Annotated[Optional[str], typer.Option(
+        help="Models it may use: provider:model patterns, comma-separated (sim:*,...).")
+    ] = None,
+    default: Annotated[Optional[list[str]], typer.Option(
+        help=f"Put a limit back to the global setting (repeatable; one of "
+             f"{', '.join(_LIMIT_OPTIONS)}).")] = None,
+) -> None:
+    """Show or set a tenant's quotas and ceilings (unset ones follow the settings)."""
+    from shared import quotas
+    from taskforce_cli.fleet import servers
+
+    given = {"goals_per_minute": goals_per_minute, "max_goals_in_flight": max_in_flight,
+             "daily_usd": daily_usd, "max_tokens_per_goal": max_tokens,
+             "max_cost_usd_per_goal": max_cost_usd, "allowed_models": models}
+    values = {column: value for column, value in given.items() if value is not None}
+    for option in default or ():
+        if option not in _LIMIT_OPTIONS:
+            _fail(f"--default: one of {', '.join(_LIMIT_OPTIONS)}")
+        values[_LIMIT_OPTIONS[option]] = None
+    try:
+        with servers():
+            row = quotas.set_tenant_limits(name, values)
+    except TaskforceError as exc:
+        _fail(str(exc))
+    for option, column in _LIMIT_OPTIONS.items():
+        value = row[column]
+        out.print(f"{option}: {'(setting)' if value is None else value}", highlight=False)

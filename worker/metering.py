@@ -44,7 +44,7 @@ def record_call(
             output_tokens=usage.output_tokens, cached_tokens=usage.cached_tokens, cost_usd=cost,
             latency_s=latency_s, simulated=simulated, error=error,
         )
-        budgets.release(connection, goal_id=goal_id, reservation=reservation)
+        budgets.release(connection, goal_id=goal_id, reservation=reservation, spent_usd=cost)
 
     db_retry.run(work)
 

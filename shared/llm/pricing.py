@@ -12,13 +12,22 @@ Dated snapshots resolve to their family (``claude-3-5-haiku-20241022`` →
 ``claude-3-5-haiku``, ``gpt-4o-mini-2024-07-18`` → ``gpt-4o-mini``) unless the snapshot
 has its own entry (``gpt-4o-2024-05-13`` was priced apart). ``openai-compatible``
 models are self-hosted and cost 0 per token by default; to charge for a server's time,
-add an entry ``("openai-compatible", "<model>")``.
+add an entry ``("openai-compatible", "<model>")``, or set ``MODEL_PRICES``.
+
+The operator's ``MODEL_PRICES`` setting (``provider:model=input/output``, USD per million
+tokens, comma-separated, e.g. ``openai-compatible:llama3=0.1/0.2``) prices models the
+table does not know, and takes precedence over the table for the models it names.
 """
 
 from __future__ import annotations
 
+import math
 import re
 from dataclasses import dataclass
+from functools import lru_cache
+
+from shared.errors import ConfigurationError
+from shared.settings import get_settings
 
 PRICING_VERSION = "2026-11-21"
 
@@ -97,10 +106,47 @@ def model_family(model: str) -> str:
     return _SNAPSHOT.sub("", model)
 
 
+@lru_cache(maxsize=8)
+def parse_model_prices(text: str) -> dict[tuple[str, str], Price]:
+    """Parse ``MODEL_PRICES``: ``provider:model=input/output[,...]`` in USD per million
+    input and output tokens (cached input is charged as input). ``model`` may be ``*``.
+
+    Raises:
+        ConfigurationError: An entry is not of that form, or a price is negative or not
+            a finite number.
+    """
+    prices: dict[tuple[str, str], Price] = {}
+    for entry in (e.strip() for e in text.split(",")):
+        if not entry:
+            continue
+        name, _, figures = entry.rpartition("=")
+        provider, _, model = name.partition(":")
+        inp, _, out = figures.partition("/")
+        try:
+            values = (float(inp), float(out))
+        except ValueError:
+            values = (math.nan, math.nan)
+        if not (provider.strip() and model.strip()) or not all(
+                math.isfinite(v) and v >= 0 for v in values):
+            raise ConfigurationError(
+                f"MODEL_PRICES: {entry!r} is not provider:model=input/output with prices "
+                "in USD per million tokens, e.g. openai-compatible:llama3=0.1/0.2")
+        prices[(provider.strip(), model.strip())] = Price(
+            values[0], values[1], values[0], "operator's MODEL_PRICES setting",
+            PRICING_VERSION)
+    return prices
+
+
 def price_for(provider: str, model: str) -> Price | None:
-    """The price of ``model`` at ``provider``: an exact entry, else the model's family,
-    else the provider's ``*``; None when unknown."""
-    return (PRICES.get((provider, model))
+    """The price of ``model`` at ``provider``: the operator's ``MODEL_PRICES`` entry, else
+    an exact entry, else the model's family, else the provider's ``*``; None when unknown.
+
+    Raises:
+        ConfigurationError: ``MODEL_PRICES`` cannot be parsed.
+    """
+    configured = parse_model_prices(get_settings().model_prices)
+    return (configured.get((provider, model)) or configured.get((provider, "*"))
+            or PRICES.get((provider, model))
             or PRICES.get((provider, model_family(model)))
             or PRICES.get((provider, "*")))
 

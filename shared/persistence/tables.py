@@ -24,6 +24,7 @@ from sqlalchemy import (
     Text,
     UniqueConstraint,
     func,
+    text,
 )
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 
@@ -35,7 +36,24 @@ tenants = Table(
     Column("id", UUID(as_uuid=True), primary_key=True),
     Column("name", Text, nullable=False),
     Column("created_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
+    # Quotas (migration 0008; NULL: the global setting, see shared.quotas).
+    Column("goals_per_minute", Integer),
+    Column("max_goals_in_flight", Integer),
+    Column("daily_usd", Numeric(14, 8)),
+    Column("max_tokens_per_goal", BigInteger),
+    Column("max_cost_usd_per_goal", Numeric(14, 8)),
+    Column("allowed_models", Text),
     UniqueConstraint("name", name="uq_tenants_name"),
+)
+
+tenant_daily_spend = Table(
+    "tenant_daily_spend",
+    metadata,
+    Column("tenant_id", UUID(as_uuid=True), ForeignKey("tenants.id"), nullable=False),
+    Column("day", Date, nullable=False),
+    Column("spent_usd", Numeric(14, 8), nullable=False, server_default="0"),
+    Column("reserved_usd", Numeric(14, 8), nullable=False, server_default="0"),
+    PrimaryKeyConstraint("tenant_id", "day", name="pk_tenant_daily_spend"),
 )
 
 api_keys = Table(
@@ -78,6 +96,8 @@ goals = Table(
     Column("tenant_id", UUID(as_uuid=True), ForeignKey("tenants.id")),
     Index("ix_goals_status_created", "status", "created_at"),
     Index("ix_goals_tenant_created", "tenant_id", "created_at"),
+    Index("ix_goals_tenant_in_flight", "tenant_id",
+          postgresql_where=text("status NOT IN ('succeeded', 'failed', 'cancelled')")),
     UniqueConstraint("tenant_id", "idempotency_key", name="uq_goals_tenant_idempotency_key"),
 )
 
