@@ -121,13 +121,13 @@ def tenant(
     values = {column: value for column, value in given.items() if value is not None}
     for option in default or ():
         if option not in _LIMIT_OPTIONS:
-            _fail(f"--default: one of {', '.join(_LIMIT_OPTIONS)}")
+            fail(f"--default: one of {', '.join(_LIMIT_OPTIONS)}")
         values[_LIMIT_OPTIONS[option]] = None
     try:
         with servers():
             row = quotas.set_tenant_limits(name, values)
     except TaskforceError as exc:
-        _fail(str(exc))
+        fail(str(exc))
     for option, column in _LIMIT_OPTIONS.items():
         value = row[column]
         out.print(f"{option}: {'(setting)' if value is None else value}", highlight=False)
