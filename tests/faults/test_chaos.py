@@ -20,6 +20,7 @@ import pytest
 
 from shared.domain.models import GoalStatus
 from shared.persistence.db import dispose_engine
+from shared.settings import child_environment
 from taskforce_cli import fleet
 from taskforce_cli.embedded import free_port
 from tests.faults.conftest import Cluster, wait_until
@@ -70,7 +71,9 @@ def start_gateway(cluster: Cluster) -> tuple[subprocess.Popen, str]:
     process = subprocess.Popen(
         [sys.executable, "-m", "taskforce_cli.main", "gateway", "--host", "127.0.0.1",
          "--port", str(port), "--no-migrate"],
-        stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
+        # The cluster's servers, and no API keys: the batch is one tenant's.
+        env=child_environment(cluster.env | {"AUTH_ENABLED": "false"}))
     log.close()
     base_url = f"http://127.0.0.1:{port}"
 
