@@ -226,6 +226,9 @@ class Settings(BaseSettings):
     # MAX_REQUEST_COST_USD: largest max_cost_usd a request may ask for (USD; the column
     # is numeric(14, 8), so below 1,000,000).
     max_request_cost_usd: float = Field(default=1_000.0, gt=0, lt=1_000_000)
+    # LLM_UNTRUSTED_MAX_CHARS: most characters of each tool output, error or earlier answer
+    # in a prompt's data section (shared.llm.roles.untrusted); longer ones are cut, marked.
+    llm_untrusted_max_chars: int = Field(default=4_000, ge=100)
 
     @field_validator("tool_modules", mode="before")
     @classmethod
