@@ -25,6 +25,7 @@ from sqlalchemy.exc import DBAPIError
 
 from api_gateway import approvals
 from api_gateway.auth import requires
+from api_gateway.errors import responses
 from api_gateway.limits import RequestLimits
 from shared import goals
 from shared.auth import GOALS_CANCEL, GOALS_READ, GOALS_SUBMIT, PLANS_SUBMIT, Principal
@@ -90,7 +91,8 @@ def create_app() -> FastAPI:
         # The operator's settings, not the client's request: no detail leaves the server.
         return JSONResponse(status_code=500, content={"detail": "the gateway is misconfigured"})
 
-    @app.post("/v1/goals", status_code=status.HTTP_202_ACCEPTED, response_model=GoalAccepted)
+    @app.post("/v1/goals", status_code=status.HTTP_202_ACCEPTED, response_model=GoalAccepted,
+              responses=responses(429))
     def submit(
         body: GoalRequest,
         response: Response,
@@ -117,14 +119,14 @@ def create_app() -> FastAPI:
         goal_id = outcome.goal_id
         return GoalAccepted(id=goal_id, status=GoalStatus.PENDING, url=f"/v1/goals/{goal_id}")
 
-    @app.post("/v1/goals/{goal_id}/cancel", response_model=Goal)
+    @app.post("/v1/goals/{goal_id}/cancel", response_model=Goal, responses=responses(404, 409))
     def cancel(goal_id: uuid.UUID,
                principal: Annotated[Principal, Depends(requires(GOALS_CANCEL))]) -> Goal:
         """Cancel a goal: dispatch stops, queued steps are revoked, the goal becomes
         ``cancelled``. 409 if it had already ended."""
         return goals.cancel_goal(goal_id, tenant_id=principal.tenant_id)
 
-    @app.get("/v1/goals/{goal_id}", response_model=Goal)
+    @app.get("/v1/goals/{goal_id}", response_model=Goal, responses=responses(404))
     def read(goal_id: uuid.UUID,
              principal: Annotated[Principal, Depends(requires(GOALS_READ))]) -> Goal:
         """The goal's status, plan with per-step status and timings, answer and totals."""

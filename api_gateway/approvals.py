@@ -20,6 +20,7 @@ from fastapi import APIRouter, Body, Depends, Path
 from pydantic import BaseModel, ConfigDict, Field
 
 from api_gateway.auth import requires
+from api_gateway.errors import responses
 from shared import goals
 from shared.auth import STEPS_APPROVE, Principal
 from shared.domain.models import ApprovalDecision, Goal
@@ -48,7 +49,7 @@ Approver = Annotated[Principal, Depends(requires(STEPS_APPROVE))]
 
 def build_router() -> APIRouter:
     """The approval routes; each needs a key with the ``steps:approve`` scope."""
-    router = APIRouter(tags=["approvals"])
+    router = APIRouter(tags=["approvals"], responses=responses(404, 409))
 
     @router.post("/v1/goals/{goal_id}/steps/{step_id}/approve", response_model=Goal)
     def approve(goal_id: uuid.UUID, step_id: StepId, principal: Approver,

@@ -238,6 +238,9 @@ class Settings(BaseSettings):
     tenant_max_cost_usd_per_goal: float | None = Field(default=None, ge=0, lt=1_000_000)
     allowed_models: str = ""
     model_prices: str = ""
+    # LLM_UNTRUSTED_MAX_CHARS: most characters of each tool output, error or earlier answer
+    # in a prompt's data section (shared.llm.roles.untrusted); longer ones are cut, marked.
+    llm_untrusted_max_chars: int = Field(default=4_000, ge=100)
 
     @field_validator("tool_modules", mode="before")
     @classmethod

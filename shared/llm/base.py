@@ -79,6 +79,35 @@ def data_section(data: dict[str, Any]) -> str:
     return DATA_OPEN + body.replace("<", "\\u003c") + DATA_CLOSE
 
 
+TRUNCATION_MARK = "…[truncated {} chars]"
+"""Appended to an untrusted item cut by :func:`truncate_untrusted` (the count it cut)."""
+
+
+def truncate_untrusted(value: Any, max_chars: int) -> Any:
+    """One untrusted item (a tool output, an error, an earlier answer) cut to size.
+
+    A string longer than ``max_chars`` characters keeps its first ``max_chars`` and gets
+    :data:`TRUNCATION_MARK`; any other JSON value whose compact JSON is longer becomes
+    that JSON text, cut the same way. Anything within the limit is returned unchanged.
+
+    Args:
+        value: A string or any JSON value (values JSON cannot hold are written with
+            ``str``, as :func:`data_section` does).
+        max_chars: Most characters kept (``LLM_UNTRUSTED_MAX_CHARS``), at least 1.
+
+    Returns:
+        ``value`` itself, or a string of ``max_chars`` characters plus the mark.
+    """
+    if isinstance(value, str):
+        text = value
+    else:
+        text = json.dumps(value, sort_keys=True, separators=(",", ":"), ensure_ascii=False,
+                          default=str)
+    if len(text) <= max_chars:
+        return value
+    return text[:max_chars] + TRUNCATION_MARK.format(len(text) - max_chars)
+
+
 def read_data_section(text: str) -> dict[str, Any] | None:
     """The JSON object of the first data section of ``text``, or None if it has none."""
     start = text.find(DATA_OPEN)

@@ -17,7 +17,8 @@ from pydantic import BaseModel, Field, ValidationError
 
 from shared.domain.models import Plan
 from shared.errors import LLMError
-from shared.llm.base import LLMProvider, LLMRequest, LLMResult
+from shared.llm.base import LLMProvider, LLMRequest, LLMResult, truncate_untrusted
+from shared.settings import get_settings
 from shared.tools.registry import ToolRegistry
 
 DATA_RULES = (
@@ -80,6 +81,21 @@ class Answer(BaseModel):
     answer: str = Field(min_length=1)
 
 
+def untrusted(value: Any) -> Any:
+    """``value`` (a step output, an error, an earlier answer) cut to
+    ``LLM_UNTRUSTED_MAX_CHARS`` characters (:func:`~shared.llm.base.truncate_untrusted`)."""
+    return truncate_untrusted(value, get_settings().llm_untrusted_max_chars)
+
+
+def _bounded_replan(replan: dict[str, Any]) -> dict[str, Any]:
+    """The replan context with each completed step's output and failed step's error cut."""
+    return replan | {
+        "completed": [s | {"output": untrusted(s.get("output"))}
+                      for s in replan.get("completed", [])],
+        "failed": [s | {"error": untrusted(s.get("error"))} for s in replan.get("failed", [])],
+    }
+
+
 def purpose_of(system: str) -> str | None:
     """The purpose whose system prompt is ``system``, or None for any other text."""
     return next((p for p, text in SYSTEM_PROMPTS.items() if text == system), None)
@@ -99,6 +115,9 @@ def plan_request(
             completed steps (reusable by id), the failed ones and the first free id.
         repair: For the one repair attempt, ``{"error": str, "previous": str}``: what
             was wrong with the previous answer, and that answer.
+
+    Step outputs, errors and the previous answer are cut to ``LLM_UNTRUSTED_MAX_CHARS``
+    characters each (:func:`untrusted`).
     """
     tools = [
         {"name": t.name, "description": t.description, "input": t.input_model.model_json_schema()}
@@ -107,10 +126,10 @@ def plan_request(
     data: dict[str, Any] = {"goal": goal, "tools": tools}
     instruction = "Plan the goal. Return the plan as JSON."
     if replan is not None:
-        data["replan"] = replan
+        data["replan"] = _bounded_replan(replan)
         instruction = "Plan the goal again after the failure described in \"replan\"."
     if repair is not None:
-        data["repair"] = repair
+        data["repair"] = {key: untrusted(value) for key, value in repair.items()}
         instruction = "Return a corrected plan as JSON (see \"repair\")."
     return LLMRequest(
         purpose="plan",
@@ -123,13 +142,14 @@ def plan_request(
 
 
 def validate_request(goal: str, *, model: str, criteria: str, target: Any) -> LLMRequest:
-    """Build the request that checks ``target`` (a step's output) against ``criteria``."""
+    """Build the request that checks ``target`` (a step's output, cut to
+    ``LLM_UNTRUSTED_MAX_CHARS`` characters) against ``criteria``."""
     return LLMRequest(
         purpose="validate",
         model=model,
         system=VALIDATOR_SYSTEM,
         instruction="Check \"target\" against \"criteria\".",
-        data={"goal": goal, "criteria": criteria, "target": target},
+        data={"goal": goal, "criteria": criteria, "target": untrusted(target)},
         output_schema=Verdict.model_json_schema(),
         max_output_tokens=256,
     )
@@ -139,9 +159,14 @@ def synthesize_request(goal: str, *, model: str, args: dict[str, Any]) -> LLMReq
     """Build the final-answer request; ``args`` are the synthesize step's resolved args.
 
     An ``instruction`` that only repeats the goal is left out (the goal is stated once).
+    Each input (each item of ``args["inputs"]``) and each other argument, which may
+    hold step outputs, is cut to ``LLM_UNTRUSTED_MAX_CHARS`` characters.
     """
     if args.get("instruction") == goal:
         args = {key: value for key, value in args.items() if key != "instruction"}
+    args = {key: [untrusted(item) for item in value]
+            if key == "inputs" and isinstance(value, list) else untrusted(value)
+            for key, value in args.items()}
     return LLMRequest(
         purpose="synthesize",
         model=model,
