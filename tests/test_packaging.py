@@ -108,3 +108,16 @@ def test_compose_runs_flower_with_auth() -> None:
     flower = yaml.safe_load((REPO / "docker-compose.yml").read_text())["services"]["flower"]
     assert flower["environment"]["FLOWER_BASIC_AUTH"].startswith("${FLOWER_BASIC_AUTH:?")
     assert "--unauthenticated" not in flower["command"]
+
+
+MAX_MODULE_LINES = 400  # a module longer than this usually holds two concepts
+
+
+def test_every_module_reads_in_one_sitting() -> None:
+    long = {
+        str(path.relative_to(REPO)): lines
+        for name in (*PACKAGES, "tests")
+        for path in (REPO / name).rglob("*.py")
+        if (lines := len(path.read_text(encoding="utf-8").splitlines())) > MAX_MODULE_LINES
+    }
+    assert not long, f"modules over {MAX_MODULE_LINES} lines: {long}"
