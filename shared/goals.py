@@ -111,12 +111,13 @@ def submit(
     )
     limits = quotas.limits_for(tenant_id or key_store.DEFAULT_TENANT_ID)
     quotas.check_model(provider_name, model, limits)
-    if tenant_id is not None:
-        quotas.check_goal_rate(tenant_id, limits.goals_per_minute)
+    quota_tenant = tenant_id if settings.tenant_quotas_enabled else None
+    if quota_tenant is not None:
+        quotas.check_goal_rate(quota_tenant, limits.goals_per_minute)
     fingerprint = request_fingerprint(request) if idempotency_key else None
     with get_engine().begin() as connection:
-        if tenant_id is not None:
-            quotas.admit_in_flight(connection, tenant_id=tenant_id,
+        if quota_tenant is not None:
+            quotas.admit_in_flight(connection, tenant_id=quota_tenant,
                                    limit=limits.max_goals_in_flight,
                                    idempotency_key=idempotency_key)
         goal_id, stored_fingerprint = goal_store.create_goal(

@@ -62,6 +62,9 @@ class BoundsSettings(BaseSettings):
     # goals not yet ended (429); USD of LLM calls per UTC day; caps on a goal's max_tokens
     # and max_cost_usd (none: no cap); ALLOWED_MODELS: provider:model patterns ("": sim:*
     # and each provider's default model); MODEL_PRICES: provider:model=in/out USD per 1M.
+    # TENANT_QUOTAS_ENABLED=false: no goals-per-minute nor goals-in-flight quota (a
+    # single-tenant deployment behind its own limits); the other ceilings still apply.
+    tenant_quotas_enabled: bool = True
     tenant_goals_per_minute: int = Field(default=60, ge=1)
     tenant_max_goals_in_flight: int = Field(default=100, ge=1)
     tenant_daily_usd: float = Field(default=10.0, ge=0, lt=1_000_000)

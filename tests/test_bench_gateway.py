@@ -17,8 +17,9 @@ def test_p50_and_p99_of_the_round_trips() -> None:
 
 def test_only_known_checks_can_be_turned_on() -> None:
     assert CHECKS["auth"] == ({"AUTH_ENABLED": "true"}, {"AUTH_ENABLED": "false"})
-    with pytest.raises(ConfigurationError, match="quotas"):
-        gateway_latency(checks=("auth", "quotas"))
+    assert CHECKS["quotas"][1] == {"TENANT_QUOTAS_ENABLED": "false"}
+    with pytest.raises(ConfigurationError, match="rate-limits"):
+        gateway_latency(checks=("auth", "rate-limits"))
 
 
 def test_it_is_registered() -> None:

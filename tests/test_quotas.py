@@ -216,3 +216,16 @@ def test_the_cli_sets_and_resets_a_tenant_s_limits(services) -> None:
     assert bad.exit_code == 2 and "provider:model" in bad.output
     missing = runner.invoke(cli, ["keys", "tenant", "no-such-tenant-x", "--daily-usd", "1"])
     assert missing.exit_code == 2 and "no tenant named" in missing.output
+
+
+def test_quotas_can_be_turned_off_for_a_single_tenant_deployment(gateways) -> None:
+    first, _ = gateways
+    _, headers = tenant_with_key("unlimited", goals_per_minute=1)
+    with overridden_settings(TENANT_QUOTAS_ENABLED=False):
+        unmetered = [first.post("/v1/goals", json=QUESTION, headers=headers).status_code
+                     for _ in range(3)]
+    assert unmetered == [202, 202, 202]
+    # On again: the quota counts from here (none of the three used it): one, then 429.
+    metered = [first.post("/v1/goals", json=QUESTION, headers=headers).status_code
+               for _ in range(2)]
+    assert metered == [202, 429]

@@ -1,15 +1,15 @@
 """``taskforce bench gateway``: what the gateway's request checks add to ``POST /v1/goals``.
 
 Two real gateways (uvicorn on loopback, each in a subprocess) on the same Redis and
-Postgres: one with every measured check off, one with the checks on (today
-authentication: ``AUTH_ENABLED`` and a valid bearer key, looked up in Postgres on every
-request). The same requests, with the same headers and body, go to both, sequentially
-over one keep-alive connection each, interleaved in rounds so machine noise hits both.
-Only the POST's round trip is timed (client side, ``time.perf_counter``); no workers run,
-so goals just queue, and they are cancelled at the end.
+Postgres: one with every measured check off, one with the checks on: authentication
+(``AUTH_ENABLED`` and a valid bearer key, looked up in Postgres on every request) and the
+tenant's quotas (goals per minute in Redis, goals in flight under the tenant's row lock).
+The same requests, with the same headers and body, go to both, sequentially over one
+keep-alive connection each, interleaved in rounds so machine noise hits both. Only the
+POST's round trip is timed (client side, ``time.perf_counter``); no workers run, so
+goals just queue, and they are cancelled at the end.
 
-Quotas, once they exist, join the comparison by adding an entry to :data:`CHECKS` and
-naming it in ``checks`` (see :func:`gateway_latency`).
+A new check joins the comparison with an entry in :data:`CHECKS`.
 """
 
 from __future__ import annotations
@@ -37,6 +37,11 @@ from taskforce_cli.fleet import local_fleet
 
 CHECKS: dict[str, tuple[dict[str, str], dict[str, str]]] = {
     "auth": ({"AUTH_ENABLED": "true"}, {"AUTH_ENABLED": "false"}),
+    # On: both quotas checked (GCRA in Redis, the in-flight count under the tenant's row
+    # lock) with limits the benchmark never reaches; off: neither is checked.
+    "quotas": ({"TENANT_QUOTAS_ENABLED": "true", "TENANT_GOALS_PER_MINUTE": "10000000",
+                "TENANT_MAX_GOALS_IN_FLIGHT": "10000000"},
+               {"TENANT_QUOTAS_ENABLED": "false"}),
 }
 """Each measurable check: (environment that turns it on, environment that turns it off)."""
 
@@ -125,7 +130,7 @@ def _summary(latencies_ms: list[float]) -> dict[str, float]:
             "p99_ms": round(statistics.quantiles(latencies_ms, n=100)[98], 2)}
 
 
-def gateway_latency(*, checks: Sequence[str] = ("auth",), requests_per_mode: int = 500,
+def gateway_latency(*, checks: Sequence[str] = ("auth", "quotas"), requests_per_mode: int = 500,
                     rounds: int = 10, progress: Console | None = None) -> dict[str, Any]:
     """``POST /v1/goals`` latency with ``checks`` off and on, measured side by side.
 
@@ -206,7 +211,8 @@ def _cancel(goal_ids: list[uuid.UUID]) -> None:
 
 
 def gateway(*, quick: bool, progress: Console | None) -> dict[str, Any]:
-    """The benchmark as ``taskforce bench gateway`` runs it (authentication on vs off)."""
+    """The benchmark as ``taskforce bench gateway`` runs it (authentication and quotas
+    on vs off)."""
     if quick:
         return gateway_latency(requests_per_mode=40, rounds=2, progress=progress)
     return gateway_latency(progress=progress)
