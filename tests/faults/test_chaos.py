@@ -72,8 +72,9 @@ def start_gateway(cluster: Cluster) -> tuple[subprocess.Popen, str]:
         [sys.executable, "-m", "taskforce_cli.main", "gateway", "--host", "127.0.0.1",
          "--port", str(port), "--no-migrate"],
         stdout=log, stderr=subprocess.STDOUT, start_new_session=True,
-        # The cluster's servers, and no API keys: the batch is one tenant's.
-        env=child_environment(cluster.env | {"AUTH_ENABLED": "false"}))
+        # The cluster's servers; no API keys and no quotas: the batch is one tenant's.
+        env=child_environment(cluster.env | {"AUTH_ENABLED": "false",
+                                             "TENANT_QUOTAS_ENABLED": "false"}))
     log.close()
     base_url = f"http://127.0.0.1:{port}"
 
