@@ -6,14 +6,14 @@ import threading
 import time
 import uuid
 
-from sqlalchemy import text
 from sqlalchemy.engine import Engine
 from sqlalchemy.exc import SQLAlchemyError
 
+from shared.domain.models import GoalStatus
+from shared.persistence import goals as goal_store
+
 CHECK_INTERVAL_S = 0.5
 """Least time between two reads of the goal's status (seconds)."""
-
-_ENDED = ("cancelled", "failed", "succeeded")
 
 
 class GoalCancellationCheck:
@@ -46,11 +46,11 @@ class GoalCancellationCheck:
             self._next_read = time.monotonic() + self._interval_s
             try:
                 with self._engine.connect() as connection:
-                    status = connection.execute(
-                        text("SELECT status FROM goals WHERE id = :id"), {"id": self._goal_id}
-                    ).scalar_one_or_none()
+                    status = goal_store.goal_statuses(
+                        connection, goal_ids=[uuid.UUID(self._goal_id)]).get(
+                        uuid.UUID(self._goal_id))
             except SQLAlchemyError:
                 return False
             # A goal that no longer exists (removed) is as good as cancelled.
-            self._cancelled = status is None or status in _ENDED
+            self._cancelled = status is None or GoalStatus(status).is_final
             return self._cancelled

@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import uuid
 
+from sqlalchemy import func, select
 from sqlalchemy.engine import Connection
 
 from shared.persistence.tables import llm_calls
@@ -58,3 +59,12 @@ def record_llm_call(
             error=error,
         )
     )
+
+
+def input_token_totals(connection: Connection, *, goal_ids: list[uuid.UUID]) -> tuple[int, int]:
+    """(LLM calls, input tokens) recorded for ``goal_ids`` together."""
+    row = connection.execute(
+        select(func.count(), func.coalesce(func.sum(llm_calls.c.input_tokens), 0))
+        .where(llm_calls.c.goal_id.in_(goal_ids))
+    ).one()
+    return int(row[0]), int(row[1])

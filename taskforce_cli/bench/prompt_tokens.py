@@ -28,11 +28,11 @@ from pathlib import Path
 from typing import Any
 
 from rich.console import Console
-from sqlalchemy import bindparam, text
 
 from shared import goals
 from shared.domain.models import GoalRequest
 from shared.errors import ServiceUnavailableError
+from shared.persistence import llm_calls as llm_call_store
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
 from taskforce_cli.fleet import local_fleet, start_worker, wait_for_workers
@@ -77,17 +77,10 @@ def _wait(goal_ids: list[uuid.UUID], timeout_s: float) -> dict[str, int]:
     return ended
 
 
-_TOKENS = text(
-    "SELECT count(*) AS calls, coalesce(sum(input_tokens), 0) AS input_tokens "
-    "FROM llm_calls WHERE goal_id IN :ids"
-).bindparams(bindparam("ids", expanding=True))
-
-
 def input_tokens(goal_ids: list[uuid.UUID]) -> tuple[int, int]:
     """(LLM calls, input tokens) recorded in ``llm_calls`` for ``goal_ids``."""
     with get_engine().connect() as connection:
-        row = connection.execute(_TOKENS, {"ids": list(goal_ids)}).one()
-    return int(row.calls), int(row.input_tokens)
+        return llm_call_store.input_token_totals(connection, goal_ids=list(goal_ids))
 
 
 def measure_set(texts: list[str], simulator: Any) -> dict[str, Any]:
