@@ -23,7 +23,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
-from api_gateway import approvals
+from api_gateway import approvals, probes
 from api_gateway.auth import requires
 from api_gateway.errors import responses
 from api_gateway.limits import RequestLimits
@@ -31,9 +31,7 @@ from shared import goals
 from shared.auth import GOALS_CANCEL, GOALS_READ, GOALS_SUBMIT, PLANS_SUBMIT, Principal
 from shared.domain.models import Goal, GoalRequest, GoalStatus
 from shared.errors import ConfigurationError, RequestError, TransientError
-from shared.persistence.db import ping as ping_database
 from shared.persistence.retry import is_transient
-from shared.settings import get_settings
 
 RETRY_AFTER_S = 2  # what a 503 asks clients to wait (seconds): a Postgres or Redis blip
 
@@ -134,24 +132,13 @@ def create_app() -> FastAPI:
 
     app.include_router(approvals.build_router())
 
+    app.include_router(probes.build_router())
+
     @app.get("/healthz")
     def healthz() -> JSONResponse:
-        """200 when Postgres and Redis both answer, else 503 naming what is down."""
-        problems = []
-        try:
-            ping_database()
-        except Exception:
-            problems.append("database")
-        try:
-            client = redis.Redis.from_url(get_settings().redis_url or "", socket_timeout=1)
-            client.ping()
-            client.close()
-        except Exception:
-            problems.append("broker")
-        if problems:
-            return JSONResponse(status_code=503, content={"status": "unavailable",
-                                                          "down": problems})
-        return JSONResponse(status_code=200, content={"status": "ok"})
+        """200 when Postgres and Redis both answer, else 503 naming what is down
+        (the same as ``/readyz``)."""
+        return probes.readiness()
 
     return app
 

@@ -60,6 +60,10 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # still running; cancel them rather than finish work whose ack cannot be sent.
         # The step's lease keeps the redelivered copy from running it twice.
         "worker_cancel_long_running_tasks_on_connection_loss": True,
+        # Told to stop, a worker lets running steps finish for this long, then hands the
+        # rest back (see shared/settings_deploy.py and taskforce_cli/supervise.py).
+        "worker_soft_shutdown_timeout": settings.worker_soft_shutdown_timeout_s,
+        "worker_enable_soft_shutdown_on_idle": settings.worker_enable_soft_shutdown_on_idle,
         # Publishing retries briefly; past that the caller gets the error, and a step
         # already committed as queued is re-published by the reconciler.
         "task_publish_retry_policy": {

@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared import goals
 from shared.errors import TaskforceError
 from shared.settings import get_settings
-from taskforce_cli import approvals, keys, servers
+from taskforce_cli import approvals, health, keys, servers
 from taskforce_cli.console import ConcurrencyOption, err, fail, out
 
 app = typer.Typer(
@@ -100,6 +100,7 @@ app.command()(approvals.reject)
 for _command in (servers.worker, servers.gateway, servers.beat, servers.flower):
     app.command()(_command)
 app.command("sim-llm")(servers.sim_llm)
+app.command("worker-health")(health.worker_health)
 
 
 @app.command()

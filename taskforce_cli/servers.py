@@ -5,6 +5,7 @@ that start one long-running server process each (registered on the CLI by
 from __future__ import annotations
 
 import os
+import signal
 import sys
 from typing import Annotated, Optional
 
@@ -42,7 +43,11 @@ def worker(
         options += [f"--pool={pool}"] if pool else []
         options += [f"--name={name}"] if name else []
         module = "taskforce_cli.main"
-        raise typer.Exit(supervisor.supervise(supervisor.worker_command(module, options)))
+        # SIGTERM (what orchestrators send) starts Celery's soft shutdown, on SIGQUIT.
+        translate = ({signal.SIGTERM: signal.SIGQUIT}
+                     if settings.worker_soft_shutdown_timeout_s > 0 else None)
+        raise typer.Exit(supervisor.supervise(supervisor.worker_command(module, options),
+                                              translate=translate))
     argv = [
         "worker",
         f"--pool={pool or settings.worker_pool}",

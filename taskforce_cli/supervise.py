@@ -15,6 +15,11 @@ Two upstream details this module exists for:
   ``Celery.worker_main``) drops that return value. A worker that stopped on an
   ``Unrecoverable error`` therefore exited with status 0 and looked like a clean
   shutdown to any supervisor. :func:`run_celery_worker` returns it.
+* Celery's SIGTERM is a warm shutdown, which waits for every running task however long
+  it runs; its soft shutdown (Celery 5.5+: wait ``worker_soft_shutdown_timeout``, then
+  requeue the tasks still running and stop) starts on SIGQUIT. An orchestrator sends
+  SIGTERM, so with a soft shutdown timeout set ``taskforce worker`` passes SIGTERM on
+  as SIGQUIT (``translate``), bounding how long a stopping worker takes.
 * The child gets SIGKILL when the supervisor dies (Linux ``PR_SET_PDEATHSIG``), so
   killing ``taskforce worker`` never leaves an orphaned Celery process consuming.
 """
@@ -28,7 +33,7 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from types import FrameType
 from typing import Any
@@ -107,6 +112,7 @@ def supervise(
     *,
     backoff: Backoff | None = None,
     log: Callable[[str], None] | None = None,
+    translate: Mapping[int, int] | None = None,
 ) -> int:
     """Run ``command`` until it exits cleanly or this process is told to stop.
 
@@ -117,6 +123,8 @@ def supervise(
         command: The child's argv (a worker that runs Celery in-process).
         backoff: Delays between restarts (default :class:`Backoff`).
         log: Where to report restarts (default: standard error).
+        translate: Signals passed on as another, e.g. ``{SIGTERM: SIGQUIT}`` for
+            Celery's soft shutdown; any other forwarded signal is passed on as it is.
 
     Returns:
         The child's last exit status (128 + N when killed by signal N); 0 when it
@@ -131,7 +139,7 @@ def supervise(
     def forward(signum: int, _frame: FrameType | None) -> None:
         stopping.set()
         if child is not None and child.poll() is None:
-            child.send_signal(signum)
+            child.send_signal((translate or {}).get(signum, signum))
 
     previous = {sig: signal.signal(sig, forward) for sig in FORWARDED_SIGNALS}
     try:

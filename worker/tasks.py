@@ -15,7 +15,11 @@ from shared.celery_app import app
 from shared.errors import ConfigurationError
 from shared.persistence.db import dispose_engine
 from shared.settings import get_settings
-from worker import execution, planner
+from worker import (
+    execution,
+    health,  # noqa: F401  (its signal handlers: the liveness heartbeat)
+    planner,
+)
 
 log = logging.getLogger(__name__)
 _bench_clients = threading.local()

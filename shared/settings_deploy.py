@@ -1,0 +1,52 @@
+"""The settings of a worker's life in an orchestrator (Kubernetes, compose, a Procfile
+runner): how it shuts down when told to stop, and the heartbeat file its liveness probe
+reads.
+
+A base class of :class:`shared.settings.Settings` (read through
+:func:`shared.settings.get_settings`, never on its own). Every field is an environment
+variable of the same name in upper case.
+"""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+from pydantic import Field
+from pydantic_settings import BaseSettings
+
+
+class DeploySettings(BaseSettings):
+    """Graceful shutdown and liveness of worker processes.
+
+    Attributes:
+        worker_soft_shutdown_timeout_s: Celery's ``worker_soft_shutdown_timeout``
+            (Celery 5.5+), seconds. When ``taskforce worker`` is told to stop (SIGTERM,
+            as Kubernetes, compose and systemd send), running steps get this long to
+            finish; the steps still running then are handed back (their messages
+            requeued; their leases lapse and the reconciler dispatches them again) and
+            the worker exits. ``0`` turns the soft shutdown off: SIGTERM is then Celery's
+            warm shutdown, which waits for every running step however long it takes
+            (up to the longest step time limit, 300 s by default). The orchestrator's
+            grace period must exceed it: see deploy/k8s/README.md for the arithmetic.
+        worker_enable_soft_shutdown_on_idle: Celery's
+            ``worker_enable_soft_shutdown_on_idle``: wait the soft shutdown timeout even
+            when no step runs, which gives messages held with a countdown (rate-limit
+            retries) time to be restored to the queue. Off by default: the reconciler
+            re-publishes any queued step whose message is lost, and an idle worker
+            then stops at once, which makes scale-down fast.
+        worker_heartbeat_file: File the worker touches on each Celery event heartbeat
+            (every 2 s) and ``taskforce worker-health`` reads; ``None`` means
+            ``DATA_DIR/worker.heartbeat``.
+    """
+
+    worker_soft_shutdown_timeout_s: float = Field(default=60.0, ge=0, le=3600)
+    worker_enable_soft_shutdown_on_idle: bool = False
+    worker_heartbeat_file: Path | None = None
+
+    @property
+    def worker_heartbeat_path(self) -> Path:
+        """Where the worker's heartbeat file is: ``WORKER_HEARTBEAT_FILE``, else
+        ``DATA_DIR/worker.heartbeat``."""
+        if self.worker_heartbeat_file is not None:
+            return self.worker_heartbeat_file
+        return Path(getattr(self, "data_dir", ".taskforce")) / "worker.heartbeat"
