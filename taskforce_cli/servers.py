@@ -43,11 +43,10 @@ def worker(
         options += [f"--pool={pool}"] if pool else []
         options += [f"--name={name}"] if name else []
         module = "taskforce_cli.main"
-        # SIGTERM (what orchestrators send) starts Celery's soft shutdown, on SIGQUIT.
-        translate = ({signal.SIGTERM: signal.SIGQUIT}
-                     if settings.worker_soft_shutdown_timeout_s > 0 else None)
+        translate, stop_timeout_s = _shutdown_plan(pool or settings.worker_pool)
         raise typer.Exit(supervisor.supervise(supervisor.worker_command(module, options),
-                                              translate=translate))
+                                              translate=translate,
+                                              stop_timeout_s=stop_timeout_s))
     argv = [
         "worker",
         f"--pool={pool or settings.worker_pool}",
@@ -61,6 +60,27 @@ def worker(
     if name:
         argv.append(f"--hostname={name}@%h")
     raise typer.Exit(supervisor.run_celery_worker(celery, argv))
+
+
+SOFT_SHUTDOWN_MARGIN_S = 20.0  # prefork: Celery's own cancel and exit, after its timeout
+
+
+def _shutdown_plan(pool: str) -> tuple[dict[int, int] | None, float | None]:
+    """How ``taskforce worker`` stops on SIGTERM: the signal its Celery child gets, and
+    how long the child may take before it is killed (see :mod:`taskforce_cli.supervise`).
+
+    With ``WORKER_SOFT_SHUTDOWN_TIMEOUT_S`` > 0: the prefork pool gets Celery's soft
+    shutdown (SIGQUIT; Celery cancels the steps still running after the timeout), with a
+    backstop ``SOFT_SHUTDOWN_MARGIN_S`` later; the other pools, which cannot cancel a
+    running step, get Celery's warm shutdown (SIGTERM) bounded by the timeout itself.
+    With 0: a warm shutdown that waits for every running step.
+    """
+    timeout = get_settings().worker_soft_shutdown_timeout_s
+    if timeout <= 0:
+        return None, None
+    if pool == "prefork":
+        return {signal.SIGTERM: signal.SIGQUIT}, timeout + SOFT_SHUTDOWN_MARGIN_S
+    return None, timeout
 
 
 def gateway(

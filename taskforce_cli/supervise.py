@@ -16,10 +16,16 @@ Two upstream details this module exists for:
   ``Unrecoverable error`` therefore exited with status 0 and looked like a clean
   shutdown to any supervisor. :func:`run_celery_worker` returns it.
 * Celery's SIGTERM is a warm shutdown, which waits for every running task however long
-  it runs; its soft shutdown (Celery 5.5+: wait ``worker_soft_shutdown_timeout``, then
-  requeue the tasks still running and stop) starts on SIGQUIT. An orchestrator sends
-  SIGTERM, so with a soft shutdown timeout set ``taskforce worker`` passes SIGTERM on
-  as SIGQUIT (``translate``), bounding how long a stopping worker takes.
+  it runs. Its soft shutdown (Celery 5.5+: wait ``worker_soft_shutdown_timeout``, then
+  cancel the tasks still running and stop) starts on SIGQUIT, but cancelling needs a
+  pool that can kill a job: with Celery 5.7 the threads pool raises
+  ``NotImplementedError(... does not implement kill_job)``, the worker logs
+  ``Unrecoverable error`` and took about 50 s more to exit (tests/faults/
+  test_scale_down.py found it). So ``taskforce worker`` passes SIGTERM on as SIGQUIT
+  (``translate``) for the prefork pool only; for every pool the supervisor bounds the
+  shutdown itself (``stop_timeout_s``): a child still running that long after the stop
+  signal is killed, and the steps it had not committed go back to the queue when their
+  leases lapse (the reconciler dispatches them again).
 * The child gets SIGKILL when the supervisor dies (Linux ``PR_SET_PDEATHSIG``), so
   killing ``taskforce worker`` never leaves an orphaned Celery process consuming.
 """
@@ -40,6 +46,7 @@ from typing import Any
 
 FORWARDED_SIGNALS = (signal.SIGTERM, signal.SIGINT)
 PR_SET_PDEATHSIG = 1  # from <linux/prctl.h>
+STOP_POLL_S = 0.2  # how soon a stop signal starts the stop timeout (seconds)
 
 
 def run_celery_worker(app: Any, argv: Sequence[str]) -> int:
@@ -113,6 +120,7 @@ def supervise(
     backoff: Backoff | None = None,
     log: Callable[[str], None] | None = None,
     translate: Mapping[int, int] | None = None,
+    stop_timeout_s: float | None = None,
 ) -> int:
     """Run ``command`` until it exits cleanly or this process is told to stop.
 
@@ -125,10 +133,13 @@ def supervise(
         log: Where to report restarts (default: standard error).
         translate: Signals passed on as another, e.g. ``{SIGTERM: SIGQUIT}`` for
             Celery's soft shutdown; any other forwarded signal is passed on as it is.
+        stop_timeout_s: After a stop signal, how long the child may take to exit
+            (seconds) before it is killed; None waits as long as it takes.
 
     Returns:
         The child's last exit status (128 + N when killed by signal N); 0 when it
-        exited cleanly, or when stopped by a signal during a backoff wait.
+        exited cleanly, when stopped by a signal during a backoff wait, or when killed
+        after ``stop_timeout_s`` as asked.
     """
     backoff = backoff or Backoff()
     log = log or (lambda line: print(f"taskforce worker: {line}", file=sys.stderr,
@@ -146,8 +157,10 @@ def supervise(
         while True:
             started = time.monotonic()
             child = subprocess.Popen(list(command), preexec_fn=_die_with_parent)
-            returncode = _wait(child)
+            returncode = _wait(child, stopping, stop_timeout_s, log)
             ran_s = time.monotonic() - started
+            if returncode is None:
+                return 0  # killed after stop_timeout_s, as the stop asked
             if stopping.is_set() or returncode == 0:
                 return _status(returncode)
             delay = backoff.next_delay(ran_s)
@@ -160,13 +173,24 @@ def supervise(
             signal.signal(sig, handler)
 
 
-def _wait(child: subprocess.Popen) -> int:
-    """Wait for ``child``, through signals delivered to this process meanwhile."""
-    while True:
+def _wait(child: subprocess.Popen, stopping: threading.Event,
+          stop_timeout_s: float | None, log: Callable[[str], None]) -> int | None:
+    """Wait for ``child`` to exit; return its return code, or None if it outlived
+    ``stop_timeout_s`` after a stop signal and was killed."""
+    while not stopping.is_set() or stop_timeout_s is None:
         try:
-            return child.wait()
-        except InterruptedError:  # pragma: no cover - PEP 475 retries for us
+            return child.wait(timeout=STOP_POLL_S if stop_timeout_s is not None else None)
+        except subprocess.TimeoutExpired:
             continue
+    try:
+        return child.wait(timeout=stop_timeout_s)
+    except subprocess.TimeoutExpired:
+        log(f"Celery worker (pid {child.pid}) still running {stop_timeout_s:.0f} s after "
+            "the stop signal: killing it; the steps it had not committed go back to the "
+            "queue when their leases lapse")
+        child.kill()
+        child.wait()
+        return None
 
 
 def worker_command(module: str, options: Sequence[str]) -> list[str]:
