@@ -52,8 +52,13 @@ def test_workers_stopped_with_sigterm_hand_back_or_finish_their_steps(
     exited_at: list[float] = []
     for worker in old:
         worker.process.send_signal(signal.SIGTERM)
-    watcher = threading.Thread(target=lambda: exited_at.extend(
-        [w.process.wait() and 0 or time.monotonic() for w in old]), daemon=True)
+
+    def watch() -> None:
+        for worker in old:
+            worker.process.wait()
+            exited_at.append(time.monotonic())
+
+    watcher = threading.Thread(target=watch, daemon=True)
     watcher.start()
     new = [cluster.start_worker(f"new{i}", pool=pool, concurrency=4) for i in range(2)]
     assert wait_until(lambda: all(w.process.poll() is not None for w in old),
