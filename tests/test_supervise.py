@@ -162,3 +162,88 @@ def test_the_child_dies_with_its_supervisor(tmp_path: Path) -> None:
             return  # dead, waiting to be reaped by init
         time.sleep(0.05)
     pytest.fail("the child outlived its supervisor")
+
+
+# A supervisor that passes SIGTERM on as SIGQUIT and kills a child that outlives the stop
+# by more than 1 s.
+BOUNDED_SUPERVISOR = textwrap.dedent("""
+    import signal, sys
+    from taskforce_cli.supervise import Backoff, supervise
+    child = sys.argv[1]
+    sys.exit(supervise([sys.executable, "-c", child], backoff=Backoff(base_s=0.01),
+                       translate={signal.SIGTERM: signal.SIGQUIT}, stop_timeout_s=1.0))
+""")
+
+
+def test_a_stop_signal_can_be_passed_on_as_another(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    child = textwrap.dedent(f"""
+        import os, signal, sys, time
+        def stop(signum, frame):
+            with open({str(events)!r}, "a") as f:
+                f.write(f"got {{signum}}\\n")
+            sys.exit(0)
+        for sig in (signal.SIGTERM, signal.SIGQUIT):
+            signal.signal(sig, stop)
+        with open({str(events)!r}, "a") as f:
+            f.write("started\\n")
+        time.sleep(60)
+    """)
+    supervisor = subprocess.Popen([sys.executable, "-c", BOUNDED_SUPERVISOR, child], cwd=REPO)
+    try:
+        _wait_for(events, "started")
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 0
+    finally:
+        supervisor.kill()
+    assert f"got {int(signal.SIGQUIT)}" in events.read_text()
+
+
+def test_a_child_that_outlives_the_stop_timeout_is_killed(tmp_path: Path) -> None:
+    events = tmp_path / "events"
+    child = textwrap.dedent(f"""
+        import os, signal, time
+        signal.signal(signal.SIGQUIT, signal.SIG_IGN)  # a shutdown that never ends
+        with open({str(events)!r}, "a") as f:
+            f.write(f"started {{os.getpid()}}\\n")
+        time.sleep(60)
+    """)
+    supervisor = subprocess.Popen([sys.executable, "-c", BOUNDED_SUPERVISOR, child], cwd=REPO,
+                                  stderr=subprocess.PIPE, text=True)
+    try:
+        _wait_for(events, "started")
+        pid = int(events.read_text().split()[1])
+        stopped = time.monotonic()
+        supervisor.send_signal(signal.SIGTERM)
+        assert supervisor.wait(timeout=30) == 0
+        waited = time.monotonic() - stopped
+    finally:
+        supervisor.kill()
+    assert 1.0 <= waited < 20  # the timeout, not the child's 60 s
+    assert "killing it" in supervisor.stderr.read()
+    assert events.read_text().count("started") == 1  # not restarted
+    with pytest.raises(ProcessLookupError):
+        os.kill(pid, 0)
+
+
+def test_taskforce_worker_picks_the_shutdown_by_pool() -> None:
+    from shared.settings import overridden_settings
+    from taskforce_cli.servers import SOFT_SHUTDOWN_MARGIN_S, _shutdown_plan
+
+    with overridden_settings(WORKER_SOFT_SHUTDOWN_TIMEOUT_S="60"):
+        assert _shutdown_plan("prefork") == ({signal.SIGTERM: signal.SIGQUIT},
+                                             60 + SOFT_SHUTDOWN_MARGIN_S)
+        assert _shutdown_plan("threads") == (None, 60)
+    with overridden_settings(WORKER_SOFT_SHUTDOWN_TIMEOUT_S="0"):
+        assert _shutdown_plan("threads") == (None, None)
+
+
+def test_celery_gets_the_soft_shutdown_settings() -> None:
+    from shared.celery_app import celery_config
+    from shared.settings import get_settings, overridden_settings
+
+    with overridden_settings(WORKER_SOFT_SHUTDOWN_TIMEOUT_S="12.5",
+                             WORKER_ENABLE_SOFT_SHUTDOWN_ON_IDLE="true"):
+        config = celery_config(get_settings())
+    assert config["worker_soft_shutdown_timeout"] == 12.5
+    assert config["worker_enable_soft_shutdown_on_idle"] is True
