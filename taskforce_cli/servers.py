@@ -30,7 +30,10 @@ def worker(
         help="Run Celery in a child process, restarted with backoff if it fails "
              "(--no-supervise: in this process).")] = True,
 ) -> None:
-    """Start a worker process that plans goals and runs steps."""
+    """Start a worker process that plans goals and runs steps.
+
+    On SIGTERM it stops taking steps, lets running ones finish for
+    WORKER_SOFT_SHUTDOWN_TIMEOUT_S and hands back the rest (see ``_shutdown_plan``)."""
     from shared.celery_app import app as celery
     from taskforce_cli import supervise as supervisor
 
