@@ -19,21 +19,24 @@ class DeploySettings(BaseSettings):
     """Graceful shutdown and liveness of worker processes.
 
     Attributes:
-        worker_soft_shutdown_timeout_s: Celery's ``worker_soft_shutdown_timeout``
-            (Celery 5.5+), seconds. When ``taskforce worker`` is told to stop (SIGTERM,
-            as Kubernetes, compose and systemd send), running steps get this long to
-            finish; the steps still running then are handed back (their messages
-            requeued; their leases lapse and the reconciler dispatches them again) and
-            the worker exits. ``0`` turns the soft shutdown off: SIGTERM is then Celery's
-            warm shutdown, which waits for every running step however long it takes
-            (up to the longest step time limit, 300 s by default). The orchestrator's
-            grace period must exceed it: see deploy/k8s/README.md for the arithmetic.
+        worker_soft_shutdown_timeout_s: How long a worker told to stop (SIGTERM, as
+            Kubernetes, compose and systemd send) lets its running steps finish
+            (seconds); the steps still running then are handed back and the worker
+            exits. The prefork pool does it with Celery's soft shutdown (Celery 5.5+
+            ``worker_soft_shutdown_timeout``: it cancels them and requeues their
+            messages); the threads and gevent pools, which Celery cannot cancel a step
+            in, with a warm shutdown that ``taskforce worker`` ends by killing the
+            Celery process, after which the steps' leases lapse and the reconciler
+            dispatches them again (see taskforce_cli/supervise.py). ``0``: a warm
+            shutdown that waits for every running step, up to the longest step time
+            limit (300 s by default). The orchestrator's grace period must exceed it:
+            see deploy/k8s/README.md for the arithmetic.
         worker_enable_soft_shutdown_on_idle: Celery's
-            ``worker_enable_soft_shutdown_on_idle``: wait the soft shutdown timeout even
-            when no step runs, which gives messages held with a countdown (rate-limit
-            retries) time to be restored to the queue. Off by default: the reconciler
-            re-publishes any queued step whose message is lost, and an idle worker
-            then stops at once, which makes scale-down fast.
+            ``worker_enable_soft_shutdown_on_idle`` (prefork pool): wait the soft
+            shutdown timeout even when no step runs, which gives messages held with a
+            countdown (rate-limit retries) time to be restored to the queue. Off by
+            default: the reconciler re-publishes any queued step whose message is lost,
+            and an idle worker then stops at once, which makes scale-down fast.
         worker_heartbeat_file: File the worker touches on each Celery event heartbeat
             (every 2 s) and ``taskforce worker-health`` reads; ``None`` means
             ``DATA_DIR/worker.heartbeat``.

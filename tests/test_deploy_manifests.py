@@ -10,6 +10,7 @@ tests/support/k8s_schemas, made strict the same way.
 
 from __future__ import annotations
 
+import functools
 import math
 import platform
 import shlex
@@ -68,6 +69,7 @@ def _strict(schema: Any) -> Any:
     return strict
 
 
+@functools.cache
 def _crd_schemas() -> dict[tuple[str, str], dict]:
     """(apiVersion, kind) -> strict JSON schema, from the vendored KEDA CRDs."""
     schemas = {}
