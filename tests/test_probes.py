@@ -49,6 +49,19 @@ def test_the_heartbeat_age_is_that_of_the_last_touch(tmp_path: Path) -> None:
     assert 115 < heartbeat.age_s(path) < 130
 
 
+def test_a_starting_worker_forgets_the_old_heartbeat_and_touches_a_new_one(
+        tmp_path: Path) -> None:
+    from worker import health
+
+    path = tmp_path / "worker.heartbeat"
+    with overridden_settings(WORKER_HEARTBEAT_FILE=str(path)):
+        heartbeat.touch(path)
+        health.forget()
+        assert heartbeat.age_s(path) is None
+        health.beat()
+        assert heartbeat.age_s(path) < 5
+
+
 def test_worker_health_fails_on_a_missing_or_stale_heartbeat(tmp_path: Path) -> None:
     path = tmp_path / "worker.heartbeat"
     runner = CliRunner()
