@@ -15,10 +15,13 @@ from __future__ import annotations
 import signal
 import threading
 import time
+import uuid
 
 import pytest
+from sqlalchemy import text
 
 from shared import heartbeat
+from shared.persistence.db import get_engine
 from shared.settings import get_settings
 from taskforce_cli.fleet import WorkerProcess
 from tests.faults.conftest import Cluster, wait_until
@@ -35,17 +38,18 @@ def test_workers_stopped_with_sigterm_hand_back_or_finish_their_steps(
         cluster: Cluster, pool: str) -> None:
     cluster.env["WORKER_SOFT_SHUTDOWN_TIMEOUT_S"] = str(SOFT_SHUTDOWN_S)
     old = [cluster.start_worker(f"old{i}", pool=pool, concurrency=4) for i in range(2)]
-    # Step 1 runs 4 s (outlasts the soft shutdown: handed back or finished under its
-    # lease), steps 2 and 3 run 0.5 s (finish within it).
-    ids = cluster.submit([tally_plan(first_s=4.0, second_s=0.5, third_s=0.5)
+    # Step 1 runs 8 s (outlasts the soft shutdown: handed back), steps 2 and 3 run 0.5 s
+    # (finish within it).
+    ids = cluster.submit([tally_plan(first_s=8.0, second_s=0.5, third_s=0.5)
                           for _ in range(GOALS)])
     owners = {worker.name: _pids(worker) for worker in old}
 
-    def both_busy() -> bool:
-        running = set(running_owners(ids))
-        return all(pids & running for pids in owners.values())
+    def both_busy_with_a_slow_step() -> bool:
+        slow = set(_running_owners_of_step(ids, 1))
+        return all(pids & slow for pids in owners.values())
 
-    assert wait_until(both_busy, timeout=60, interval=0.02), "both should be running steps"
+    assert wait_until(both_busy_with_a_slow_step, timeout=60, interval=0.02), (
+        "both old workers should be running a slow step")
     in_flight = len([p for p in running_owners(ids) if p in set().union(*owners.values())])
 
     stopped_at = time.monotonic()
@@ -89,3 +93,13 @@ def _pids(worker: WorkerProcess) -> set[int]:
     prefork pool, that process's children."""
     main = celery_pid(worker)
     return {main} | children_of(main)
+
+
+def _running_owners_of_step(goal_ids: list[uuid.UUID], step_id: int) -> list[int]:
+    """PIDs holding leases on step ``step_id`` of these goals while it runs."""
+    with get_engine().connect() as connection:
+        owners = connection.execute(
+            text("SELECT lease_owner FROM steps WHERE goal_id = ANY(:ids) "
+                 "AND step_id = :step AND status = 'running'"),
+            {"ids": goal_ids, "step": step_id}).scalars().all()
+    return [int(owner.split("/")[1]) for owner in owners]
