@@ -58,3 +58,11 @@ def running_steps_by_owner(connection: Connection) -> dict[str, int]:
         .group_by(owner)
     ).all()
     return {process: count for process, count in rows}
+
+
+def goals_with_a_started_step(connection: Connection, *, goal_ids: Iterable[uuid.UUID]) -> int:
+    """How many of ``goal_ids`` have at least one step that has started (one query)."""
+    return connection.execute(
+        select(func.count(func.distinct(steps.c.goal_id)))
+        .where(steps.c.goal_id.in_(list(goal_ids)), steps.c.started_at.is_not(None))
+    ).scalar_one()

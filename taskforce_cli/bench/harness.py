@@ -11,6 +11,7 @@ dispatch gap) and ``N`` goals keep ``N`` steps in flight. Each ``echo`` waits
 
 from __future__ import annotations
 
+import contextlib
 import os
 import platform
 import statistics
@@ -20,16 +21,16 @@ import uuid
 from collections.abc import Callable, Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import UTC, datetime
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
 from shared import goals, names
 from shared.celery_app import app as celery_app
 from shared.domain.models import GoalRequest
-from shared.errors import ConfigurationError, ServiceUnavailableError
+from shared.errors import ConfigurationError, ServiceUnavailableError, TaskforceError
 from shared.persistence.db import get_engine
-from shared.persistence.timings import StepTiming, step_timings
+from shared.persistence.timings import StepTiming, goals_with_a_started_step, step_timings
 from shared.settings import get_settings
 from taskforce_cli.fleet import WorkerProcess, start_worker, wait_for_workers
 
@@ -110,12 +111,12 @@ def dispatch_gaps_ms(steps: list[StepTiming]) -> list[float]:
 
 @dataclass(frozen=True)
 class Throughput:
-    """Steady-state completions of a run of chains.
+    """Completions of a run of chains while every chain was running.
 
     Attributes:
         steps_per_s: ``echo`` steps committed per second inside the window.
         window_s: The window: from the moment every chain had started (all ``N`` in
-            flight) to the moment the first chain's last ``echo`` committed (seconds).
+            flight) for the measuring time, or until the first chain ended (seconds).
         steps: ``echo`` steps committed inside the window.
     """
 
@@ -124,25 +125,58 @@ class Throughput:
     steps: int
 
 
-def steady_throughput(steps: list[StepTiming]) -> Throughput:
-    """Throughput of ``echo`` steps while every chain was still running.
+def window_throughput(steps: list[StepTiming], window_s: float) -> Throughput:
+    """Throughput of ``echo`` steps over ``window_s`` seconds from the moment every
+    chain had started (earlier if a chain ended first: all must still be running).
 
     Raises:
-        ServiceUnavailableError: The window is empty (chains too short for the load).
+        ServiceUnavailableError: The window is empty (a chain ended before the last one
+            started: chains too short for the load).
     """
-    tools = [s for s in steps if s.kind == "tool" and s.started_at and s.finished_at]
+    tools = [s for s in steps if s.kind == "tool" and s.started_at]
     first: dict[uuid.UUID, datetime] = {}
-    last: dict[uuid.UUID, datetime] = {}
     for step in tools:
         first[step.goal_id] = min(first.get(step.goal_id, step.started_at), step.started_at)
-        last[step.goal_id] = max(last.get(step.goal_id, step.finished_at), step.finished_at)
-    begin, end = max(first.values()), min(last.values())
-    window_s = (end - begin).total_seconds()
-    if window_s <= 0:
-        raise ServiceUnavailableError("no steady window: every chain had to be running at "
-                                      "once; use longer chains")
-    done = sum(1 for s in tools if begin < s.finished_at <= end)  # type: ignore[operator]
-    return Throughput(done / window_s, window_s, done)
+    done = [s for s in tools if s.finished_at]
+    begin = max(first.values())
+    # A chain's synthesis starts once its last echo committed: the chain has ended.
+    ended = [s.started_at for s in steps if s.kind == "synthesize" and s.started_at]
+    end = min([begin + timedelta(seconds=window_s), *ended])
+    span = (end - begin).total_seconds()
+    if span <= 0:
+        raise ServiceUnavailableError("no steady window: a chain ended before the last "
+                                      "one started; use longer chains")
+    count = sum(1 for s in done if begin < s.finished_at <= end)  # type: ignore[operator]
+    return Throughput(count / span, span, count)
+
+
+def measure_chains(count: int, length: int, delay_s: float, window_s: float,
+                   say: Say) -> tuple[list[StepTiming], Throughput]:
+    """Keep ``count`` chains in flight: submit them, wait until every one has started,
+    measure for ``window_s`` seconds, then cancel them and purge their messages.
+
+    Returns:
+        Every step's timings and the throughput inside the window.
+    """
+    ids = submit_chains(count, length, delay_s)
+    try:
+        deadline = time.monotonic() + 600
+        started = 0
+        while started < count and time.monotonic() < deadline:
+            time.sleep(0.5)
+            with get_engine().connect() as connection:
+                started = goals_with_a_started_step(connection, goal_ids=ids)
+        if started < count:
+            raise ServiceUnavailableError(f"only {started} of {count} chains started in 600 s")
+        say(f"  all {count} chains running; measuring {window_s:g} s")
+        time.sleep(window_s + 1.0)
+        steps = timings(ids)
+    finally:
+        for goal_id in ids:
+            with contextlib.suppress(TaskforceError):
+                goals.cancel_goal(goal_id)
+        celery_app.control.purge()  # the cancelled chains' messages; no other worker runs
+    return steps, window_throughput(steps, window_s)
 
 
 def in_flight_series(steps: list[StepTiming], bin_s: float = 0.25) -> tuple[list[float],
@@ -239,11 +273,14 @@ def percentile(values: list[float], fraction: float) -> float:
 
 
 def header(benchmark: str) -> dict[str, Any]:
-    """The fields every benchmark's figures start with: name, date and machine."""
+    """The fields every benchmark's figures start with: name, date, machine, and the
+    machine's 1-minute load average when the figures were taken (a shared machine's
+    other work shows there)."""
     return {
         "benchmark": benchmark,
         "date": datetime.now(UTC).date().isoformat(),
         "machine": f"{platform.machine()}, {os.cpu_count()} cores, {platform.system()}",
+        "load_average_1m": round(os.getloadavg()[0], 2),
     }
 
 

@@ -4,7 +4,7 @@ Each process runs the ``gevent`` pool with ``--concurrency M``, and ``M`` chains
 process of ``echo`` steps that wait 1 s each are submitted, so every process holds at
 most, and in steady state exactly, ``M`` steps in flight. Efficiency at ``K``
 processes is the steady rate over ``K`` times the rate of one process
-(``harness.steady_throughput``): 1.0 is linear scaling.
+(``harness.measure_chains``): 1.0 is linear scaling.
 
 Figures: ``efficiency_at_2``, ``efficiency_at_4`` (target >= 0.9 at 4) and the rates.
 """
@@ -28,7 +28,7 @@ def scale(*, quick: bool, progress: Console | None,
     """Steady rates through 1, 2 and 4 processes at a fixed in-flight count per process."""
     say = progress.print if progress else (lambda *_: None)
     per_process = 50 if quick else 100
-    length = 5 if quick else 10
+    length, window_s = (12, 8.0) if quick else (20, 15.0)
     rates: dict[int, float] = {}
     with local_fleet(workers=0):
         harness.ensure_no_other_workers()
@@ -39,9 +39,8 @@ def scale(*, quick: bool, progress: Console | None,
                                    timeout_s=120)  # warm-up
                 chains = count * per_process
                 say(f"{count} process(es): {chains} chains of {length} steps")
-                ids = harness.submit_chains(chains, length, DELAY_S)
-                harness.wait_goals(ids, timeout_s=60 + chains * length * DELAY_S)
-                rates[count] = harness.steady_throughput(harness.timings(ids)).steps_per_s
+                _, rate = harness.measure_chains(chains, length, DELAY_S, window_s, say)
+                rates[count] = rate.steps_per_s
                 say(f"  {rates[count]:.0f} steps/s")
     figures = harness.header("scale") | {
         "workers": f"gevent pool, --concurrency {per_process} per process",
