@@ -45,13 +45,17 @@ def dispatch(*, quick: bool, progress: Console | None,
     edges = 600 if quick else 2000
     at_once = 4
     results: dict[str, list[float]] = {}
+    usage: dict[str, harness.CpuUse] = {}
     with local_fleet(workers=0):
         harness.ensure_no_other_workers()
         for pool, concurrency in POOLS:
-            with harness.bench_workers(1, pool=pool, concurrency=concurrency, tag=pool):
+            with harness.bench_workers(1, pool=pool, concurrency=concurrency,
+                                       tag=pool) as workers:
                 say(f"{pool} pool ({concurrency}): warming up")
                 harness.wait_goals(harness.submit_chains(at_once, 5, 0.0), timeout_s=120)
-                results[pool] = measure(edges=edges, at_once=at_once, say=say)
+                with harness.cpu_use(harness.celery_pid(workers[0])) as use:
+                    results[pool] = measure(edges=edges, at_once=at_once, say=say)
+                usage[pool] = use[0]
     figures = harness.header("dispatch") | {
         "workers": "1 process; threads pool x 32, then gevent pool x 1000",
         "chains_at_once": at_once,
@@ -63,6 +67,10 @@ def dispatch(*, quick: bool, progress: Console | None,
             f"{prefix}dispatch_edges": len(gaps),
             f"{prefix}dispatch_p50_ms": round(statistics.median(gaps), 2),
             f"{prefix}dispatch_p99_ms": round(harness.percentile(gaps, 0.99), 2),
+            # Per step (one edge each), what the worker got from the CPU scheduler.
+            f"{prefix}worker_cpu_ms_per_step": round(usage[pool].cpu_s * 1000 / len(gaps), 2),
+            f"{prefix}worker_cpu_wait_ms_per_step": round(
+                usage[pool].waiting_s * 1000 / len(gaps), 2),
         }
     figures["gevent_over_threads_p50"] = round(
         figures["gevent_dispatch_p50_ms"] / figures["dispatch_p50_ms"], 3)

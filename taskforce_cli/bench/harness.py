@@ -215,6 +215,48 @@ def rss_kib(pid: int) -> int:
     return 0
 
 
+@dataclass(frozen=True)
+class CpuUse:
+    """What a process's threads got from the CPU scheduler over a measurement.
+
+    Attributes:
+        wall_s: Wall-clock time measured (seconds).
+        cpu_s: Time its threads ran on a CPU (seconds).
+        waiting_s: Time its threads were runnable but waited for a CPU (seconds): on a
+            shared machine, the cost of the other work.
+    """
+
+    wall_s: float
+    cpu_s: float
+    waiting_s: float
+
+
+def _schedstat(pid: int) -> tuple[float, float]:
+    """(on CPU, waiting to run) seconds summed over ``pid``'s threads, from Linux's
+    ``/proc/PID/task/TID/schedstat``; zeros where it is unreadable."""
+    on_cpu = waiting = 0
+    for stat in Path(f"/proc/{pid}/task").glob("*/schedstat"):
+        try:
+            run, wait, _ = stat.read_text().split()
+        except (OSError, ValueError):
+            continue
+        on_cpu, waiting = on_cpu + int(run), waiting + int(wait)
+    return on_cpu / 1e9, waiting / 1e9
+
+
+@contextmanager
+def cpu_use(pid: int) -> Iterator[list[CpuUse]]:
+    """Measure ``pid``'s CPU time and run-queue wait while the block runs; yields a list
+    holding one :class:`CpuUse` once the block ends."""
+    result: list[CpuUse] = []
+    started, (cpu0, wait0) = time.monotonic(), _schedstat(pid)
+    try:
+        yield result
+    finally:
+        cpu1, wait1 = _schedstat(pid)
+        result.append(CpuUse(time.monotonic() - started, cpu1 - cpu0, wait1 - wait0))
+
+
 @contextmanager
 def peak_rss(pid: int, interval_s: float = 0.2) -> Iterator[list[int]]:
     """Sample ``pid``'s resident memory while the block runs; yields a one-item list

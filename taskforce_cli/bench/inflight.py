@@ -31,12 +31,21 @@ TARGET = 0.9
 
 
 def run_chains(count: int, length: int, window_s: float, pid: int,
-               say: harness.Say) -> tuple[list[StepTiming], harness.Throughput, int]:
+               say: harness.Say) -> tuple[list[StepTiming], harness.Throughput, int,
+                                          harness.CpuUse]:
     """Keep ``count`` chains of 1 s steps in flight (``harness.measure_chains``); their
-    timings, throughput and the worker's peak RSS (KiB)."""
-    with harness.peak_rss(pid) as peak:
+    timings, throughput, the worker's peak RSS (KiB) and its CPU use over the run."""
+    with harness.peak_rss(pid) as peak, harness.cpu_use(pid) as use:
         steps, rate = harness.measure_chains(count, length, DELAY_S, window_s, say)
-    return steps, rate, peak[0]
+    return steps, rate, peak[0], use[0]
+
+
+def cpu_figures(prefix: str, use: harness.CpuUse, steps: list[StepTiming]) -> dict[str, float]:
+    """The worker's CPU share, run-queue wait share and CPU per committed step."""
+    done = sum(1 for s in steps if s.finished_at) or 1
+    return {f"{prefix}_worker_cpu_share": round(use.cpu_s / use.wall_s, 3),
+            f"{prefix}_worker_cpu_wait_share": round(use.waiting_s / use.wall_s, 3),
+            f"{prefix}_worker_cpu_ms_per_step": round(use.cpu_s * 1000 / done, 2)}
 
 
 def inflight(*, quick: bool, progress: Console | None,
@@ -53,7 +62,8 @@ def inflight(*, quick: bool, progress: Console | None,
         with harness.bench_workers(1, pool="threads", concurrency=32, tag="threads") as ws:
             say("threads pool, 32 chains")
             pid = harness.celery_pid(ws[0])
-            steps, threads, _ = run_chains(32, length, window_s, pid, say)
+            steps, threads, _, use = run_chains(32, length, window_s, pid, say)
+            cpu = cpu_figures("threads_32", use, steps)
             series["threads, 32"] = harness.in_flight_series(steps)
         with harness.bench_workers(1, pool="gevent", concurrency=max(sizes),
                                    tag="gevent") as ws:
@@ -63,7 +73,9 @@ def inflight(*, quick: bool, progress: Console | None,
             idle = harness.rss_kib(pid)
             for size in sizes:
                 say(f"gevent pool, {size} chains of {length} steps of {DELAY_S:g} s")
-                steps, rates[size], rss[size] = run_chains(size, length, window_s, pid, say)
+                steps, rates[size], rss[size], use = run_chains(size, length, window_s,
+                                                                 pid, say)
+                cpu |= cpu_figures(f"at_{size}", use, steps)
                 series[f"gevent, {size}"] = harness.in_flight_series(steps)
                 say(f"  {rates[size].steps_per_s:.0f} steps/s "
                     f"(efficiency {rates[size].steps_per_s * DELAY_S / size:.3f})")
@@ -83,6 +95,7 @@ def inflight(*, quick: bool, progress: Console | None,
             f"window_s_at_{size}": round(rates[size].window_s, 2),
             f"peak_rss_kib_at_{size}": rss[size],
         }
+    figures |= cpu
     figures["rss_kib_per_inflight_step"] = round((rss[low] - idle) / low, 1)
     figures["gevent_over_threads_steps_per_s"] = round(
         rates[low].steps_per_s / threads.steps_per_s, 2)
