@@ -66,3 +66,8 @@ def goals_with_a_started_step(connection: Connection, *, goal_ids: Iterable[uuid
         select(func.count(func.distinct(steps.c.goal_id)))
         .where(steps.c.goal_id.in_(list(goal_ids)), steps.c.started_at.is_not(None))
     ).scalar_one()
+
+
+def database_now(connection: Connection) -> datetime:
+    """The database server's clock (the one that stamps every step)."""
+    return connection.execute(select(func.now())).scalar_one()

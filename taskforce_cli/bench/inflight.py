@@ -94,6 +94,7 @@ def inflight(*, quick: bool, progress: Console | None,
             f"efficiency_at_{size}": round(rates[size].steps_per_s * DELAY_S / size, 3),
             f"window_s_at_{size}": round(rates[size].window_s, 2),
             f"peak_rss_kib_at_{size}": rss[size],
+            f"peak_steps_running_at_{size}": max(series[f"gevent, {size}"][1], default=0),
         }
     figures |= cpu
     figures["rss_kib_per_inflight_step"] = round((rss[low] - idle) / low, 1)
