@@ -158,7 +158,7 @@ def window_throughput(steps: list[StepTiming], window_s: float,
 
 
 def measure_chains(count: int, length: int, delay_s: float, window_s: float,
-                   say: Say, start_timeout_s: float = 240.0) -> tuple[list[StepTiming],
+                   say: Say, start_timeout_s: float = 120.0) -> tuple[list[StepTiming],
                                                                     Throughput]:
     """Keep ``count`` chains in flight: submit them, wait until every one has started
     (at most ``start_timeout_s``; past it the window opens anyway, and the worker's

@@ -28,7 +28,7 @@ def scale(*, quick: bool, progress: Console | None,
     """Steady rates through 1, 2 and 4 processes at a fixed in-flight count per process."""
     say = progress.print if progress else (lambda *_: None)
     per_process = 50 if quick else 100
-    length, window_s = (12, 8.0) if quick else (20, 15.0)
+    length, window_s = (8, 8.0) if quick else (8, 10.0)
     rates: dict[int, float] = {}
     with local_fleet(workers=0):
         harness.ensure_no_other_workers()
