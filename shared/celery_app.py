@@ -28,6 +28,12 @@ def celery_config(settings: Settings) -> dict[str, Any]:
         # 10 s, so a dead worker's messages return soon after it.
         "unacked_restore_interval": max(1, min(10, timeout // 4)),
         "unacked_restore_throttle": 1,
+        # kombu's Redis channel keeps a non-blocking pool of 10 connections, and every
+        # running task acknowledges through it: under the gevent pool a thousand steps
+        # finishing together raised MaxConnectionsError ("Couldn't ack"), leaving their
+        # messages to be delivered again. One connection per task slot at most; they
+        # are opened only when that many acknowledgements overlap.
+        "max_connections": max(10, settings.worker_concurrency),
     }
     return {
         "broker_url": settings.redis_url or "redis://127.0.0.1:6379/0",

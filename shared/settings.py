@@ -115,10 +115,14 @@ class Settings(BoundsSettings, DeploySettings):
         redis_require_noeviction: Refuse to start a worker when Redis's
             ``maxmemory-policy`` is not ``noeviction`` (an evicting Redis may drop
             queued messages).
-        worker_concurrency: Threads per worker process (steps are I/O-bound).
-        worker_pool: Celery pool for worker processes (``threads`` or ``gevent``).
+        worker_concurrency: Steps in flight per worker process: threads, or greenlets
+            under ``gevent`` (e.g. 1,000); also the most broker connections a worker
+            opens for acknowledgements.
+        worker_pool: Celery pool for worker processes (``threads`` or ``gevent``; see
+            "Choosing a pool" in docs/architecture.md).
         db_pool_size: SQLAlchemy connection-pool size per process; as many again may
-            be opened under bursts (each worker thread holds one only briefly).
+            be opened under bursts, never more, however many threads or greenlets
+            share it (each holds one only briefly; the others wait for one).
         result_poll_interval_s: How often CLI clients poll a goal's status (seconds).
         gateway_host: Interface the HTTP gateway binds.
         gateway_port: Port the HTTP gateway binds.

@@ -206,15 +206,21 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or directorie
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="Benchmark: overhead or rate-limit.")],
+    name: Annotated[str, typer.Argument(
+        help="Benchmark: overhead, rate-limit, prompt-tokens, gateway, dispatch, inflight "
+             "or scale.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     quick: Annotated[bool, typer.Option(help="A smaller, faster run (for tests).")] = False,
+    plot_dir: Annotated[Optional[Path], typer.Option(
+        help="Where dispatch, inflight and scale write their PNG plots.")
+    ] = Path("docs/benchmarks"),
 ) -> None:
     """Run a benchmark and print its figures."""
     from taskforce_cli import bench as benchmarks
 
     try:
-        figures = benchmarks.run(name, quick=quick, progress=None if as_json else err)
+        figures = benchmarks.run(name, quick=quick, progress=None if as_json else err,
+                                 plot_dir=plot_dir)
     except TaskforceError as exc:
         fail(str(exc))
     if as_json:

@@ -14,7 +14,7 @@ import typer
 from shared import names
 from shared.auth import is_loopback
 from shared.errors import TaskforceError
-from shared.settings import child_environment, get_settings
+from shared.settings import child_environment, get_settings, override_settings
 from taskforce_cli.console import ConcurrencyOption, err, fail
 
 
@@ -30,29 +30,41 @@ def worker(
         help="Run Celery in a child process, restarted with backoff if it fails "
              "(--no-supervise: in this process).")] = True,
 ) -> None:
-    """Start a worker process that plans goals and runs steps.
+    """Start a worker process that plans goals and runs steps (``--pool gevent
+    --concurrency 1000`` keeps a thousand I/O-bound steps in flight in one process; see
+    "Choosing a pool" in docs/architecture.md).
 
     On SIGTERM it stops taking steps, lets running ones finish for
     WORKER_SOFT_SHUTDOWN_TIMEOUT_S and hands back the rest (see ``_shutdown_plan``)."""
-    from shared.celery_app import app as celery
     from taskforce_cli import supervise as supervisor
+    from taskforce_cli import worker_pool
 
     settings = get_settings()
     if not settings.redis_url or not settings.database_url:
         fail("a worker needs REDIS_URL and DATABASE_URL")
+    pool = pool or settings.worker_pool
     if supervise:
-        options = [f"--queues={queues}", f"--loglevel={loglevel}"]
+        # The child is told its pool explicitly: it patches for it before any import.
+        options = [f"--pool={pool}", f"--queues={queues}", f"--loglevel={loglevel}"]
         options += [f"--concurrency={concurrency}"] if concurrency else []
-        options += [f"--pool={pool}"] if pool else []
         options += [f"--name={name}"] if name else []
-        module = "taskforce_cli.main"
-        translate, stop_timeout_s = _shutdown_plan(pool or settings.worker_pool)
+        module = "taskforce_cli.worker_child"
+        translate, stop_timeout_s = _shutdown_plan(pool)
         raise typer.Exit(supervisor.supervise(supervisor.worker_command(module, options),
                                               translate=translate,
                                               stop_timeout_s=stop_timeout_s))
+    try:
+        worker_pool.ensure_patched(pool)
+    except TaskforceError as exc:
+        fail(str(exc))
+    # The Celery configuration sizes the broker's connection pool from these.
+    override_settings(worker_pool=pool,
+                      worker_concurrency=concurrency or settings.worker_concurrency)
+    from shared.celery_app import app as celery
+
     argv = [
         "worker",
-        f"--pool={pool or settings.worker_pool}",
+        f"--pool={pool}",
         f"--concurrency={concurrency or settings.worker_concurrency}",
         f"--queues={queues}",
         f"--loglevel={loglevel}",

@@ -4,22 +4,30 @@ them for the command line."""
 
 from __future__ import annotations
 
+import inspect
+from pathlib import Path
 from typing import Any
 
 from rich.console import Console
 
 from shared.errors import ConfigurationError
+from taskforce_cli.bench.dispatch import dispatch
 from taskforce_cli.bench.gateway import gateway
+from taskforce_cli.bench.inflight import inflight
 from taskforce_cli.bench.overhead import overhead
 from taskforce_cli.bench.prompt_tokens import prompt_tokens
 from taskforce_cli.bench.ratelimit import rate_limit
+from taskforce_cli.bench.scale import scale
 
 BENCHMARKS = {"gateway": gateway, "overhead": overhead, "prompt-tokens": prompt_tokens,
-              "rate-limit": rate_limit}
+              "rate-limit": rate_limit, "dispatch": dispatch, "inflight": inflight,
+              "scale": scale}
 
 
-def run(name: str, *, quick: bool = False, progress: Console | None = None) -> dict[str, Any]:
-    """Run the benchmark ``name`` and return its figures.
+def run(name: str, *, quick: bool = False, progress: Console | None = None,
+        plot_dir: Path | None = None) -> dict[str, Any]:
+    """Run the benchmark ``name`` and return its figures; those that plot write their
+    PNGs into ``plot_dir`` (no plots when None).
 
     Raises:
         ConfigurationError: No benchmark has that name.
@@ -30,4 +38,6 @@ def run(name: str, *, quick: bool = False, progress: Console | None = None) -> d
         raise ConfigurationError(
             f"unknown benchmark {name!r} (available: {', '.join(sorted(BENCHMARKS))})"
         ) from None
+    if "plot_dir" in inspect.signature(benchmark).parameters:
+        return benchmark(quick=quick, progress=progress, plot_dir=plot_dir)
     return benchmark(quick=quick, progress=progress)

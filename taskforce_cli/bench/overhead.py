@@ -14,7 +14,6 @@ import os
 import platform
 import statistics
 import time
-import uuid
 from datetime import UTC, datetime
 from typing import Any
 
@@ -24,8 +23,8 @@ from rich.console import Console
 from shared import goals, names
 from shared.celery_app import app as celery_app
 from shared.domain.models import GoalRequest
-from shared.errors import ServiceUnavailableError
 from shared.settings import get_settings
+from taskforce_cli.bench.harness import wait_goals as _wait_goals
 from taskforce_cli.fleet import local_fleet
 
 NOOP_COUNTER = f"{names.REDIS_PREFIX}bench:noop"
@@ -72,20 +71,6 @@ def _noop_plan() -> dict[str, Any]:
     steps.append({"id": STEPS_PER_GOAL + 1, "kind": "synthesize",
                   "args": {"inputs": [f"${i}" for i in range(1, STEPS_PER_GOAL + 1)]}})
     return {"steps": steps}
-
-
-def _wait_goals(goal_ids: list[uuid.UUID], timeout_s: float) -> None:
-    deadline = time.monotonic() + timeout_s
-    pending = set(goal_ids)
-    while pending and time.monotonic() < deadline:
-        statuses = goals.goal_statuses(pending)
-        failed = [g for g, s in statuses.items() if s in ("failed", "cancelled")]
-        if failed:
-            raise ServiceUnavailableError(f"benchmark goal {failed[0]} did not succeed")
-        pending -= {g for g, s in statuses.items() if s == "succeeded"}
-        time.sleep(0.02)
-    if pending:
-        raise ServiceUnavailableError(f"{len(pending)} benchmark goals unfinished")
 
 
 def raw_noop_rate(count: int) -> float:

@@ -32,3 +32,7 @@ def _spin(args: SpinInput, ctx: ToolContext) -> dict[str, Any]:
 
 SPIN = Tool(name="spin", description="Loop forever in Python (tests only).",
             input_model=SpinInput, run=_spin, isolated=True)
+
+
+TOOLS = [SPIN]
+"""For a worker started with ``TOOL_MODULES=...,tests.support.cpu_tools``."""
