@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -39,6 +40,9 @@ WorkersOption = Annotated[
 ]
 ProviderOption = Annotated[Optional[str], typer.Option(help="LLM provider (default: settings).")]
 ModelOption = Annotated[Optional[str], typer.Option(help="Model name (default: settings).")]
+ModeOption = Annotated[str, typer.Option(
+    help="dag: plan once, run independent steps in parallel; react: one LLM call chooses "
+         "each next action.")]
 
 
 @app.command()
@@ -46,6 +50,7 @@ def run(
     goal: Annotated[str, typer.Argument(help="The goal text.")],
     provider: ProviderOption = None,
     model: ModelOption = None,
+    mode: ModeOption = "dag",
     as_json: Annotated[bool, typer.Option("--json", help="Print the final goal object.")] = False,
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
@@ -59,10 +64,12 @@ def run(
     from taskforce_cli.results import result_object
 
     try:
-        request = GoalRequest(goal=goal, provider=provider, model=model)
+        request = GoalRequest(goal=goal, provider=provider, model=model, mode=mode)
         with local_fleet(workers=workers, concurrency=concurrency):
             goal_id = goals.submit_goal(request)
             view = _follow(goal_id, timeout=timeout, live=not as_json)
+    except ValidationError as exc:
+        fail(exc.errors(include_url=False)[0]["msg"])
     except TaskforceError as exc:
         fail(str(exc))
     if as_json:

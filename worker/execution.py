@@ -32,7 +32,7 @@ from shared.errors import (
     is_retryable,
 )
 from shared.llm import roles
-from shared.messages import publish_plan, publish_steps, time_limits_s
+from shared.messages import publish_plan, publish_react_turn, publish_steps, time_limits_s
 from shared.persistence import goals as goal_store
 from shared.persistence import retry as db_retry
 from shared.persistence import steps as step_store
@@ -208,6 +208,8 @@ def run_step(goal_id: str, step_id: int) -> None:
         return
     if done.ready:
         publish_steps(gid, done.ready)
+    if done.committed and claim.mode == "react" and done.goal_status == "running":
+        publish_react_turn(gid, step_id + 1)  # a ReAct goal's next turn (worker.react)
 
 
 def _needs_approval(claim: step_store.ClaimedStep) -> bool:

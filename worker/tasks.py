@@ -15,7 +15,7 @@ from shared.celery_app import app
 from shared.errors import ConfigurationError
 from shared.persistence.db import dispose_engine
 from shared.settings import get_settings
-from worker import execution, planner
+from worker import execution, planner, react
 
 log = logging.getLogger(__name__)
 _bench_clients = threading.local()
@@ -76,6 +76,12 @@ def plan_goal(goal_id: str) -> None:
 def run_step(goal_id: str, step_id: int) -> None:
     """Run step ``step_id`` of goal ``goal_id`` and dispatch what it made ready."""
     execution.run_step(goal_id, step_id)
+
+
+@app.task(name=names.REACT_TURN)
+def react_turn(goal_id: str, turn: int) -> None:
+    """Take turn ``turn`` of the ReAct goal ``goal_id`` (its idempotency key)."""
+    react.react_turn(goal_id, turn)
 
 
 @app.task(name=names.NOOP)
