@@ -212,15 +212,21 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or directorie
 
 @app.command()
 def bench(
-    name: Annotated[str, typer.Argument(help="Benchmark: overhead or rate-limit.")],
+    name: Annotated[str, typer.Argument(
+        help="Benchmark: gateway, overhead, paper, prompt-tokens or rate-limit.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     quick: Annotated[bool, typer.Option(help="A smaller, faster run (for tests).")] = False,
+    provider: Annotated[Optional[str], typer.Option(
+        help="paper: LLM provider (default: settings, sim unless configured).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="paper: model name.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="paper: goals per set.")] = None,
 ) -> None:
     """Run a benchmark and print its figures."""
     from taskforce_cli import bench as benchmarks
 
     try:
-        figures = benchmarks.run(name, quick=quick, progress=None if as_json else err)
+        figures = benchmarks.run(name, quick=quick, progress=None if as_json else err,
+                                 provider=provider, model=model, limit=limit)
     except TaskforceError as exc:
         fail(str(exc))
     if as_json:

@@ -179,3 +179,27 @@ def test_a_turn_delivered_while_its_action_runs_waits_for_it(workers, db) -> Non
     assert view.status == "succeeded", view.error
     assert _tools(view) == ["search", "search", "synthesize"]
     assert len(_calls(db, goal_id)) == 3
+
+
+def test_the_mode_is_chosen_per_goal_over_http(workers) -> None:
+    from fastapi.testclient import TestClient
+
+    from api_gateway.app import create_app
+    from shared.settings import overridden_settings
+
+    with overridden_settings(AUTH_ENABLED=False), TestClient(create_app()) as client:
+        response = client.post("/v1/goals", json={"goal": HOTPOT, "mode": "react"})
+        assert response.status_code == 202, response.text
+        goal_id = response.json()["id"]
+        body = wait_for(lambda: client.get(f"/v1/goals/{goal_id}").json(),
+                        lambda b: b["status"] in ("succeeded", "failed", "cancelled"),
+                        timeout=60, message="goal ended")
+        assert body["status"] == "succeeded", body["error"]
+        assert body["mode"] == "react"
+        assert [s["tool"] or s["kind"] for s in body["steps"]] == [
+            "search", "search", "synthesize"]
+        refused = client.post("/v1/goals", json={"goal": HOTPOT, "mode": "sequential"})
+        assert refused.status_code == 422 and "'dag' or 'react'" in refused.text
+        planned = client.post("/v1/goals", json={"goal": HOTPOT, "mode": "react", "plan": {
+            "steps": [{"id": 1, "kind": "synthesize", "args": {}}]}})
+        assert planned.status_code == 422 and "ready-made plan" in planned.text

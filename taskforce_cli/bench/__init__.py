@@ -11,18 +11,23 @@ from rich.console import Console
 from shared.errors import ConfigurationError
 from taskforce_cli.bench.gateway import gateway
 from taskforce_cli.bench.overhead import overhead
+from taskforce_cli.bench.paper import paper
 from taskforce_cli.bench.prompt_tokens import prompt_tokens
 from taskforce_cli.bench.ratelimit import rate_limit
 
 BENCHMARKS = {"gateway": gateway, "overhead": overhead, "prompt-tokens": prompt_tokens,
-              "rate-limit": rate_limit}
+              "rate-limit": rate_limit, "paper": paper}
+# Options only some benchmarks take (``--provider``, ``--model``, ``--limit``).
+OPTIONS = {"paper": frozenset({"provider", "model", "limit"})}
 
 
-def run(name: str, *, quick: bool = False, progress: Console | None = None) -> dict[str, Any]:
-    """Run the benchmark ``name`` and return its figures.
+def run(name: str, *, quick: bool = False, progress: Console | None = None,
+        **options: Any) -> dict[str, Any]:
+    """Run the benchmark ``name`` and return its figures; ``options`` that are None are
+    left out, the others go to benchmarks that take them (:data:`OPTIONS`).
 
     Raises:
-        ConfigurationError: No benchmark has that name.
+        ConfigurationError: No benchmark has that name, or it takes no such option.
     """
     try:
         benchmark = BENCHMARKS[name]
@@ -30,4 +35,9 @@ def run(name: str, *, quick: bool = False, progress: Console | None = None) -> d
         raise ConfigurationError(
             f"unknown benchmark {name!r} (available: {', '.join(sorted(BENCHMARKS))})"
         ) from None
-    return benchmark(quick=quick, progress=progress)
+    given = {key: value for key, value in options.items() if value is not None}
+    unknown = set(given) - OPTIONS.get(name, frozenset())
+    if unknown:
+        raise ConfigurationError(f"bench {name} takes no option "
+                                 f"{', '.join('--' + k for k in sorted(unknown))}")
+    return benchmark(quick=quick, progress=progress, **given)
