@@ -203,3 +203,38 @@ def test_the_mode_is_chosen_per_goal_over_http(workers) -> None:
         planned = client.post("/v1/goals", json={"goal": HOTPOT, "mode": "react", "plan": {
             "steps": [{"id": 1, "kind": "synthesize", "args": {}}]}})
         assert planned.status_code == 422 and "ready-made plan" in planned.text
+
+
+def test_the_reconciler_publishes_a_turn_whose_message_was_lost(
+    run_goal, db, monkeypatch
+) -> None:
+    from scheduler import reconciler
+
+    done = run_goal(GoalRequest(goal=HOTPOT, mode="react"))
+    assert done.status == "succeeded", done.error
+    # Back to the moment after step 2 committed, as if the worker died before it
+    # published turn 3: running, steps 1 and 2 finished (an hour ago), no step 3.
+    with db.begin() as connection:
+        for statement in (
+            "DELETE FROM steps WHERE goal_id = :id AND step_id = 3",
+            "DELETE FROM episodes WHERE goal_id = :id",
+            "UPDATE plans SET plan = jsonb_set(plan, '{steps}', (plan->'steps') - 2) "
+            "WHERE goal_id = :id",
+            "UPDATE steps SET finished_at = now() - interval '1 hour' WHERE goal_id = :id",
+            "UPDATE goals SET status = 'running', answer = NULL, finished_at = NULL "
+            "WHERE id = :id",
+        ):
+            connection.execute(text(statement), {"id": done.id})
+    monkeypatch.setenv("RECONCILE_STALE_S", "1")
+    get_settings.cache_clear()
+    try:
+        repairs = reconciler.run_once()
+    finally:
+        monkeypatch.undo()
+        get_settings.cache_clear()
+    assert (done.id, 3) in repairs.react_turns
+    view = wait_for(lambda: goals.get_goal(done.id), lambda v: v.status.is_final,
+                    timeout=60, message="the goal ended again")
+    assert view.status == "succeeded", view.error
+    assert view.answer == done.answer
+    assert _tools(view) == ["search", "search", "synthesize"]
