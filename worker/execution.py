@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from shared.domain.models import GoalStatus, StepKind
+from shared.domain.models import GoalMode, GoalStatus, StepKind
 from shared.domain.refs import resolve
 from shared.errors import (
     BudgetExceededError,
@@ -208,7 +208,8 @@ def run_step(goal_id: str, step_id: int) -> None:
         return
     if done.ready:
         publish_steps(gid, done.ready)
-    if done.committed and claim.mode == "react" and done.goal_status == "running":
+    if (done.committed and claim.mode == GoalMode.REACT
+            and done.goal_status == GoalStatus.RUNNING):
         publish_react_turn(gid, step_id + 1)  # a ReAct goal's next turn (worker.react)
 
 
