@@ -5,7 +5,7 @@ from __future__ import annotations
 import logging
 from collections import defaultdict
 
-from shared.messages import publish_plan, publish_steps
+from shared.messages import publish_plan, publish_react_turn, publish_steps
 from shared.persistence import retry as db_retry
 from shared.persistence.reconcile import Repairs, reconcile
 from shared.settings import get_settings
@@ -36,6 +36,8 @@ def run_once() -> Repairs:
             publish_plan(goal_id)
         except Exception:
             log.warning("re-publishing plan_goal for %s failed", goal_id, exc_info=True)
+    for goal_id, turn in repairs.react_turns:
+        publish_react_turn(goal_id, turn)
     counts = repairs.as_dict()
     if any(v for k, v in counts.items() if k != "locked"):
         log.info("reconciler: %s", counts)

@@ -60,8 +60,10 @@ def check_plan(raw: dict) -> None:
 
 def request_fingerprint(request: GoalRequest) -> str:
     """SHA-256 (hex) of the request's canonical JSON: what an idempotency key stands for."""
-    canonical = json.dumps(request.model_dump(mode="json"), sort_keys=True,
-                           separators=(",", ":"))
+    fields = request.model_dump(mode="json")
+    if fields.get("mode") == "dag":
+        del fields["mode"]  # the default: keys stored before modes existed still match
+    canonical = json.dumps(fields, sort_keys=True, separators=(",", ":"))
     return hashlib.sha256(canonical.encode()).hexdigest()
 
 
@@ -136,6 +138,7 @@ def submit(
                 else settings.goal_max_cost_usd, limits.max_cost_usd_per_goal),
             max_replans=request.max_replans,
             tenant_id=tenant_id or key_store.DEFAULT_TENANT_ID,
+            mode=request.mode,
         )
     if stored_fingerprint is not None:
         if stored_fingerprint != fingerprint:

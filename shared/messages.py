@@ -57,6 +57,28 @@ def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]], *,
     return True
 
 
+def publish_react_turn(goal_id: uuid.UUID | str, turn: int) -> bool:
+    """Publish ``react_turn(goal_id, turn)`` after the commit of the step that ended
+    turn ``turn - 1``: the ReAct goal's next LLM turn (see :mod:`worker.react`).
+
+    The turn number is the message's idempotency key (and part of its task id). If
+    publishing fails, the goal waits with every step done and no turn under way; the
+    reconciler publishes the turn later, so the error is logged, not raised.
+
+    Returns:
+        True if the message was published.
+    """
+    hard = get_settings().llm_step_time_limit_s
+    try:
+        send(names.REACT_TURN, str(goal_id), turn, task_id=f"{goal_id}.turn.{turn}",
+             soft_time_limit=hard * 0.9, time_limit=hard)
+    except Exception:
+        log.warning("publishing turn %s of goal %s failed; the reconciler will publish it",
+                    turn, goal_id, exc_info=True)
+        return False
+    return True
+
+
 def publish_plan(goal_id: uuid.UUID | str, *, countdown: float | None = None) -> None:
     """Publish ``plan_goal`` for a goal (after ``countdown`` seconds, if given).
 

@@ -7,6 +7,7 @@ without importing the worker, and beat schedules maintenance jobs by name.
 # Celery task names.
 PLAN_GOAL = "taskforce.plan_goal"
 RUN_STEP = "taskforce.run_step"
+REACT_TURN = "taskforce.react_turn"
 CLEAN_MEMORY = "taskforce.maintenance.clean_memory"
 ROLLUP_COSTS = "taskforce.maintenance.rollup_costs"
 RECONCILE = "taskforce.maintenance.reconcile"

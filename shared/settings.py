@@ -23,9 +23,10 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 from shared.llm.rate_limit_rules import RateLimit, parse_rate_limits
 from shared.settings_bounds import BoundsSettings
 from shared.settings_deploy import DeploySettings
+from shared.settings_react import ReactSettings
 
 
-class Settings(BoundsSettings, DeploySettings):
+class Settings(BoundsSettings, DeploySettings, ReactSettings):
     """Configuration for every Taskforce process.
 
     Attributes:

@@ -36,7 +36,8 @@ def read_goals(
     path: Path, *, limit: int | None = None, provider: str | None = None,
     model: str | None = None,
 ) -> list[BatchItem]:
-    """Read a JSONL goals file (``{"id", "goal", ...}`` per line, as in examples/goals).
+    """Read a JSONL goals file (``{"id", "goal", ...}`` per line, as in examples/goals;
+    a line's optional ``"mode"``, ``"dag"`` or ``"react"``, is its goal's execution mode).
 
     Raises:
         ConfigurationError: The file is missing or a line is not a valid goal (the
@@ -56,6 +57,7 @@ def read_goals(
                 request = GoalRequest(
                     goal=row["goal"], provider=provider, model=model,
                     metadata={k: row[k] for k in METADATA_FIELDS if k in row},
+                    **({"mode": row["mode"]} if "mode" in row else {}),
                 )
             except json.JSONDecodeError as exc:
                 raise ConfigurationError(f"{path}:{number}: not JSON: {exc.msg}") from None

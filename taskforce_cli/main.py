@@ -15,6 +15,7 @@ from pathlib import Path
 from typing import Annotated, Optional
 
 import typer
+from pydantic import ValidationError
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
@@ -39,6 +40,9 @@ WorkersOption = Annotated[
 ]
 ProviderOption = Annotated[Optional[str], typer.Option(help="LLM provider (default: settings).")]
 ModelOption = Annotated[Optional[str], typer.Option(help="Model name (default: settings).")]
+ModeOption = Annotated[str, typer.Option(
+    help="dag: plan once, run independent steps in parallel; react: one LLM call chooses "
+         "each next action.")]
 
 
 @app.command()
@@ -46,6 +50,7 @@ def run(
     goal: Annotated[str, typer.Argument(help="The goal text.")],
     provider: ProviderOption = None,
     model: ModelOption = None,
+    mode: ModeOption = "dag",
     as_json: Annotated[bool, typer.Option("--json", help="Print the final goal object.")] = False,
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
@@ -59,10 +64,12 @@ def run(
     from taskforce_cli.results import result_object
 
     try:
-        request = GoalRequest(goal=goal, provider=provider, model=model)
+        request = GoalRequest(goal=goal, provider=provider, model=model, mode=mode)
         with local_fleet(workers=workers, concurrency=concurrency):
             goal_id = goals.submit_goal(request)
             view = _follow(goal_id, timeout=timeout, live=not as_json)
+    except ValidationError as exc:
+        fail(exc.errors(include_url=False)[0]["msg"])
     except TaskforceError as exc:
         fail(str(exc))
     if as_json:
@@ -207,20 +214,25 @@ def ingest(paths: Annotated[list[Path], typer.Argument(help="Files or directorie
 @app.command()
 def bench(
     name: Annotated[str, typer.Argument(
-        help="Benchmark: overhead, rate-limit, prompt-tokens, gateway, dispatch, inflight "
-             "or scale.")],
+        help="Benchmark: dispatch, gateway, inflight, overhead, paper, prompt-tokens, "
+             "rate-limit or scale.")],
     as_json: Annotated[bool, typer.Option("--json", help="Print the figures as JSON.")] = False,
     quick: Annotated[bool, typer.Option(help="A smaller, faster run (for tests).")] = False,
     plot_dir: Annotated[Optional[Path], typer.Option(
-        help="Where dispatch, inflight and scale write their PNG plots.")
+        help="Where dispatch, inflight, scale and paper write their PNG plots.")
     ] = Path("docs/benchmarks"),
+    provider: Annotated[Optional[str], typer.Option(
+        help="paper: LLM provider (default: settings, sim unless configured).")] = None,
+    model: Annotated[Optional[str], typer.Option(help="paper: model name.")] = None,
+    limit: Annotated[Optional[int], typer.Option(help="paper: goals per set.")] = None,
 ) -> None:
     """Run a benchmark and print its figures."""
     from taskforce_cli import bench as benchmarks
 
     try:
         figures = benchmarks.run(name, quick=quick, progress=None if as_json else err,
-                                 plot_dir=plot_dir)
+                                 plot_dir=plot_dir, provider=provider, model=model,
+                                 limit=limit)
     except TaskforceError as exc:
         fail(str(exc))
     if as_json:

@@ -11,13 +11,14 @@ from shared.domain.models import Goal
 
 
 def result_object(view: Goal) -> dict[str, Any]:
-    """The final goal object: ``id``, ``status``, ``provider``, ``model``, ``simulated``
+    """The final goal object: ``id``, ``status``, ``mode``, ``provider``, ``model``, ``simulated``
     (True when no real model answered), ``answer``, ``error``, ``tokens``, ``cost_usd``
     (USD) and ``steps`` (each with ``id``, ``kind``, ``tool``, ``status``,
     ``started_at``, ``finished_at`` as ISO 8601 UTC)."""
     return {
         "id": str(view.id),
         "status": view.status.value,
+        "mode": view.mode.value,
         "provider": view.provider,
         "model": view.model,
         "simulated": view.simulated,

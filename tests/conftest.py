@@ -23,6 +23,9 @@ from sqlalchemy.engine import make_url
 # dispatch jitter of a loaded two-core machine, for their overlap to be observable.
 os.environ.setdefault("SIM_LATENCY_SCALE", "0.05")
 os.environ.setdefault("SIM_TOOL_LATENCY_S", "10")
+# ReAct goals in the suite stop after 8 turns (the default is 24), so a long goal shows
+# the bound quickly (tests/test_react.py).
+os.environ.setdefault("REACT_MAX_TURNS", "8")
 os.environ["TOOL_MODULES"] = "tests.support.tools"
 os.environ.setdefault(
     "TASKFORCE_TEST_TALLY_LOG",

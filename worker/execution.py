@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 from tenacity import retry, retry_if_exception, stop_after_attempt, wait_exponential_jitter
 
-from shared.domain.models import GoalStatus, StepKind
+from shared.domain.models import GoalMode, GoalStatus, StepKind
 from shared.domain.refs import resolve
 from shared.errors import (
     BudgetExceededError,
@@ -32,7 +32,7 @@ from shared.errors import (
     is_retryable,
 )
 from shared.llm import roles
-from shared.messages import publish_plan, publish_steps, time_limits_s
+from shared.messages import publish_plan, publish_react_turn, publish_steps, time_limits_s
 from shared.persistence import goals as goal_store
 from shared.persistence import retry as db_retry
 from shared.persistence import steps as step_store
@@ -208,6 +208,9 @@ def run_step(goal_id: str, step_id: int) -> None:
         return
     if done.ready:
         publish_steps(gid, done.ready)
+    if (done.committed and claim.mode == GoalMode.REACT
+            and done.goal_status == GoalStatus.RUNNING):
+        publish_react_turn(gid, step_id + 1)  # a ReAct goal's next turn (worker.react)
 
 
 def _needs_approval(claim: step_store.ClaimedStep) -> bool:

@@ -17,7 +17,7 @@ from typing import Any
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from shared.domain.models import GoalStatus, Plan
+from shared.domain.models import GoalMode, GoalStatus, Plan
 from shared.domain.validation import validate_plan
 from shared.errors import (
     BudgetExceededError,
@@ -33,6 +33,7 @@ from shared.persistence import retry as db_retry
 from shared.settings import get_settings
 from worker.metering import metered_call
 from worker.process_state import registry
+from worker.react import take_turn
 
 log = logging.getLogger(__name__)
 
@@ -104,6 +105,9 @@ def plan_goal(goal_id: str) -> None:
     )
     if goal is None:
         log.info("goal %s is not pending: plan_goal delivered again, nothing to do", goal_id)
+        return
+    if goal["mode"] == GoalMode.REACT:  # its first turn, or the turn after a failed action
+        take_turn(gid, goal)
         return
     context = None
     if goal["plan_version"] > 0:

@@ -19,6 +19,7 @@ from worker import (
     execution,
     health,  # noqa: F401  (its signal handlers: the liveness heartbeat)
     planner,
+    react,
 )
 
 log = logging.getLogger(__name__)
@@ -80,6 +81,12 @@ def plan_goal(goal_id: str) -> None:
 def run_step(goal_id: str, step_id: int) -> None:
     """Run step ``step_id`` of goal ``goal_id`` and dispatch what it made ready."""
     execution.run_step(goal_id, step_id)
+
+
+@app.task(name=names.REACT_TURN)
+def react_turn(goal_id: str, turn: int) -> None:
+    """Take turn ``turn`` of the ReAct goal ``goal_id`` (its idempotency key)."""
+    react.react_turn(goal_id, turn)
 
 
 @app.task(name=names.NOOP)

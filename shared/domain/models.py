@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import datetime
 from enum import StrEnum
-from typing import Annotated, Any
+from typing import Annotated, Any, Literal
 from uuid import UUID
 
 from pydantic import BaseModel, ConfigDict, Field, field_validator, model_validator
@@ -69,6 +69,16 @@ class StepStatus(StrEnum):
     FAILED = "failed"
     SKIPPED = "skipped"
     AWAITING_APPROVAL = "awaiting_approval"
+
+
+class GoalMode(StrEnum):
+    """How a goal runs: ``dag`` plans it once into a DAG whose independent steps run in
+    parallel; ``react`` lets one LLM call choose each next action from the observations
+    so far (a sequential ReAct loop, Yao et al., ICLR 2023), each action a step of the
+    goal's plan run by the same step machinery (see :mod:`worker.react`)."""
+
+    DAG = "dag"
+    REACT = "react"
 
 
 class GoalStatus(StrEnum):
@@ -175,6 +185,8 @@ class GoalRequest(BaseModel):
         max_cost_usd: USD budget over all the goal's LLM calls (default: settings; finite,
             at most ``MAX_REQUEST_COST_USD``).
         max_replans: Replans allowed after failed steps (default: settings).
+        mode: ``dag`` (default) or ``react`` (:class:`GoalMode`); a ready-made ``plan``
+            is ``dag`` only.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -187,6 +199,14 @@ class GoalRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_replans: int | None = Field(default=None, ge=0, le=5)
+    mode: Literal["dag", "react"] = "dag"
+
+    @model_validator(mode="after")
+    def _plan_is_dag(self) -> GoalRequest:
+        if self.mode == GoalMode.REACT and self.plan is not None:
+            raise ValueError("a ready-made plan runs in mode dag; mode react chooses each "
+                             "action as it goes")
+        return self
 
     @field_validator("goal")
     @classmethod
@@ -288,6 +308,7 @@ class Goal(BaseModel):
         cost_usd: Cost of those calls in US dollars.
         awaiting_approval: Ids of the steps waiting for a person's approval (the goal
             stays ``running`` meanwhile).
+        mode: ``dag`` or ``react`` (:class:`GoalMode`).
     """
 
     id: UUID
@@ -307,6 +328,7 @@ class Goal(BaseModel):
     steps: list[StepState]
     simulated: bool = False
     awaiting_approval: list[int] = Field(default_factory=list)
+    mode: GoalMode = GoalMode.DAG
 
 
 class StepRun(BaseModel):

@@ -178,3 +178,13 @@ def validate_plan(
     if widest > max_fan_out:
         raise PlanInvalidError(f"fan-out width {widest} exceeds the cap of {max_fan_out}")
     return plan
+
+
+def check_tool_step(step: Step, registry: ToolRegistry) -> None:
+    """Check one tool step on its own (a ReAct action): a known tool and arguments that
+    fit its input model (an argument that is exactly a reference is checked at the call).
+
+    Raises:
+        PlanInvalidError: No tool, an unknown tool, or arguments that do not fit.
+    """
+    _check_tool_args(step, registry)

@@ -1,4 +1,5 @@
-"""The three things Taskforce asks of an LLM: plan a goal, validate an output, synthesize.
+"""What Taskforce asks of an LLM: plan a goal, validate an output, synthesize, and take
+one turn of a ReAct goal.
 
 Each role builds an :class:`~shared.llm.base.LLMRequest` (system prompt, structured
 data, a one-line instruction, JSON schema) and checks the provider's JSON against a
@@ -60,8 +61,22 @@ SYNTHESIZER_SYSTEM = (
     "Be brief and direct. Answer JSON {\"answer\": str}.\n" + DATA_RULES
 )
 
+REACT_SYSTEM = f"""You are an agent of Taskforce working on the goal ("goal" in the data) one
+action at a time. The tools you may call are "tools" in the data: name, description, input
+schema. "history" holds your earlier actions in order: for each, "step" (its number), "tool",
+"args", and either "observation" (the tool's output) or "error".
+Each answer is one JSON object fitting the schema:
+- to act: {{"thought": "...", "tool": "<tool name>", "args": {{...}}}}; the args must fit the
+  tool's input. An argument may refer to an earlier successful step's output as "$N" or
+  "$N.field".
+- when the observations answer the goal: {{"thought": "...", "answer": "..."}}, brief and
+  direct.
+Never give both "tool" and "answer". You have "turns_left" turns, this one included.
+{DATA_RULES}"""
+
 SYSTEM_PROMPTS: dict[str, str] = {
     "plan": PLANNER_SYSTEM, "validate": VALIDATOR_SYSTEM, "synthesize": SYNTHESIZER_SYSTEM,
+    "react": REACT_SYSTEM,
 }
 """The system prompt of each purpose (the simulator tells purposes apart by them)."""
 
@@ -79,6 +94,19 @@ class Answer(BaseModel):
     """A synthesis step's answer text."""
 
     answer: str = Field(min_length=1)
+
+
+class ReactTurn(BaseModel):
+    """One ReAct turn's decision: an action (``tool`` and ``args``) or the ``answer``.
+
+    Which of the two it is, and whether the action is valid, is checked by
+    :func:`worker.react.check_turn` against the tools and the goal's steps.
+    """
+
+    thought: str = Field(default="", max_length=4_000)
+    tool: str | None = Field(default=None, max_length=128)
+    args: dict[str, Any] | None = None
+    answer: str | None = None
 
 
 def untrusted(value: Any) -> Any:
@@ -175,6 +203,50 @@ def synthesize_request(goal: str, *, model: str, args: dict[str, Any]) -> LLMReq
         data={"goal": goal, "args": args},
         output_schema=Answer.model_json_schema(),
         max_output_tokens=512,
+    )
+
+
+def react_request(
+    goal: str, *, model: str, registry: ToolRegistry, history: list[dict[str, Any]],
+    turns_left: int, repair: dict[str, Any] | None = None,
+) -> LLMRequest:
+    """Build one ReAct turn's request: choose the next action, or answer.
+
+    Args:
+        goal: The goal text.
+        model: Model name.
+        registry: The tools an action may call.
+        history: The goal's earlier actions in order, each ``{"step": int, "tool": str,
+            "args": dict, "observation": Any}`` or with ``"error": str`` instead; each
+            observation and error is cut here to ``LLM_UNTRUSTED_MAX_CHARS`` characters.
+        turns_left: Turns the goal may still take, this one included (``REACT_MAX_TURNS``
+            minus the turns taken).
+        repair: For the one repair attempt, ``{"error": str, "previous": str}``.
+    """
+    tools = [
+        {"name": t.name, "description": t.description, "input": t.input_model.model_json_schema()}
+        for t in registry
+    ]
+    bounded = [
+        {key: untrusted(value) if key in ("observation", "error") else value
+         for key, value in item.items()}
+        for item in history
+    ]
+    data: dict[str, Any] = {"goal": goal, "tools": tools, "history": bounded,
+                            "turns_left": turns_left}
+    instruction = "Choose the next action, or give the answer. Return JSON."
+    if repair is not None:
+        data["repair"] = {key: untrusted(value) for key, value in repair.items()}
+        instruction = "Your previous answer was rejected (see \"repair\"): return a " \
+                      "corrected one as JSON."
+    return LLMRequest(
+        purpose="react",
+        model=model,
+        system=REACT_SYSTEM,
+        instruction=instruction,
+        data=data,
+        output_schema=ReactTurn.model_json_schema(),
+        max_output_tokens=1_024,
     )
 
 

@@ -43,8 +43,10 @@ def create_goal(
     max_cost_usd: float | None = None,
     max_replans: int | None = None,
     tenant_id: uuid.UUID | None = None,
+    mode: str = "dag",
 ) -> tuple[uuid.UUID, str | None]:
-    """Insert a goal in status ``pending``, owned by ``tenant_id``.
+    """Insert a goal in status ``pending``, owned by ``tenant_id``, run in ``mode``
+    (``dag`` or ``react``).
 
     With an ``idempotency_key`` the tenant already used, nothing is inserted (the unique
     constraint decides between concurrent submissions) and the stored goal is returned.
@@ -70,6 +72,7 @@ def create_goal(
             max_cost_usd=max_cost_usd,
             max_replans=max_replans,
             tenant_id=tenant_id,
+            mode=mode,
         )
         .on_conflict_do_nothing(constraint="uq_goals_tenant_idempotency_key")
         .returning(goals.c.id)
@@ -122,7 +125,8 @@ def claim_goal_for_planning(
         )
         .values(status=GoalStatus.PLANNING.value, updated_at=func.now())
         .returning(goals.c.id, goals.c.text, goals.c.provider, goals.c.model,
-                   goals.c.plan_version, goals.c.requested_plan, goals.c.replans)
+                   goals.c.plan_version, goals.c.requested_plan, goals.c.replans,
+                   goals.c.mode)
     ).mappings().first()
     return dict(row) if row else None
 

@@ -32,7 +32,7 @@ def record_llm_call(
         connection: A connection inside the caller's transaction.
         goal_id: The goal the call was made for.
         step_id: The step it was made for; None for planning calls.
-        purpose: ``plan``, ``validate`` or ``synthesize``.
+        purpose: ``plan``, ``validate``, ``synthesize`` or ``react`` (a ReAct turn).
         provider: Provider name.
         model: Model name.
         input_tokens: Prompt tokens the vendor reported (tokens).

@@ -20,8 +20,8 @@ from sqlalchemy import ColumnElement, Text, case, cast, exists, func, literal, s
 from sqlalchemy.engine import Connection
 from sqlalchemy.exc import DBAPIError
 
-from shared.domain.models import GoalStatus, StepKind, StepStatus
-from shared.persistence import approvals
+from shared.domain.models import GoalMode, GoalStatus, StepKind, StepStatus
+from shared.persistence import approvals, react
 from shared.persistence import goals as goal_store
 from shared.persistence.retry import is_transient
 from shared.persistence.tables import goals, steps
@@ -46,6 +46,8 @@ class Repairs:
         steps_failed: Steps that reached their attempt cap, failed with ``worker_lost``.
         approvals_timed_out: Steps that awaited approval too long, rejected (their goals
             failed).
+        react_turns: ``(goal_id, turn)`` of ReAct goals whose next turn's message was
+            lost (every step finished ``stale_s`` ago, no turn under way), to publish.
     """
 
     locked: bool = True
@@ -54,6 +56,7 @@ class Repairs:
     goals_finished: list[uuid.UUID] = field(default_factory=list)
     steps_failed: list[tuple[uuid.UUID, int]] = field(default_factory=list)
     approvals_timed_out: list[tuple[uuid.UUID, int]] = field(default_factory=list)
+    react_turns: list[tuple[uuid.UUID, int]] = field(default_factory=list)
 
     def as_dict(self) -> dict[str, int | bool]:
         """Counts, for logs and the CLI."""
@@ -64,6 +67,7 @@ class Repairs:
             "goals_finished": len(self.goals_finished),
             "steps_failed_worker_lost": len(self.steps_failed),
             "approvals_timed_out": len(self.approvals_timed_out),
+            "react_turns_republished": len(self.react_turns),
         }
 
 
@@ -175,7 +179,10 @@ def _finish_unrecorded(connection: Connection, repairs: Repairs) -> None:
     rows = connection.execute(
         select(goals.c.id, answer.scalar_subquery().label("answer"),
                error.scalar_subquery().label("error"))
-        .where(_GOAL_RUNNING, exists().where(*current, failed | synthesized))
+        # A ReAct goal keeps its failed actions in its one plan (each failure is seen by
+        # its next turn) and records its answer as it ends: none of this applies to it.
+        .where(_GOAL_RUNNING, goals.c.mode == GoalMode.DAG.value,
+               exists().where(*current, failed | synthesized))
     ).all()
     for row in rows:
         if row.answer is not None:
@@ -209,6 +216,7 @@ def reconcile(
     _republish_steps(connection, repairs, stale_s)
     _replan_goals(connection, repairs, stale_s, planning_stale_s)
     _finish_unrecorded(connection, repairs)
+    repairs.react_turns.extend(react.stalled_turns(connection, stale_s=stale_s))
     if approval_timeout_s is not None:
         repairs.approvals_timed_out.extend(
             approvals.expire(connection, timeout_s=approval_timeout_s))

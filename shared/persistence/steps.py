@@ -45,7 +45,7 @@ _CLAIM = text(
           AND s.attempt < :max_attempts
           AND (s.status = :queued OR (s.status = :running AND s.lease_expires_at < now()))
         RETURNING s.goal_id, s.step_id, s.kind, s.tool, s.args, s.depends_on, s.attempt,
-                  s.approval, g.text AS goal_text, g.provider, g.model
+                  s.approval, g.text AS goal_text, g.provider, g.model, g.mode
     ), run AS (
         INSERT INTO step_runs (goal_id, step_id, attempt, worker)
         SELECT goal_id, step_id, attempt, :worker FROM claimed
@@ -103,6 +103,8 @@ class ClaimedStep:
         model: The goal's LLM model.
         approval: ``approved`` once a person approved the step, else None (a step whose
             tool requires approval then goes to ``awaiting_approval`` instead of running).
+        mode: The goal's execution mode, ``dag`` or ``react`` (a ``react`` goal takes its
+            next turn once the step commits).
     """
 
     goal_id: uuid.UUID
@@ -117,6 +119,7 @@ class ClaimedStep:
     provider: str
     model: str
     approval: str | None = None
+    mode: str = "dag"
 
 
 @dataclass(frozen=True)
@@ -179,6 +182,7 @@ def claim_step(
         provider=row["provider"],
         model=row["model"],
         approval=row["approval"],
+        mode=row["mode"],
     )
 
 

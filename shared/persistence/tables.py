@@ -94,6 +94,8 @@ goals = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
     Column("tenant_id", UUID(as_uuid=True), ForeignKey("tenants.id")),
+    # Execution mode, ``dag`` or ``react`` (migration 0013).
+    Column("mode", Text, nullable=False, server_default="dag"),
     Index("ix_goals_status_created", "status", "created_at"),
     Index("ix_goals_tenant_created", "tenant_id", "created_at"),
     Index("ix_goals_tenant_in_flight", "tenant_id",

@@ -36,7 +36,8 @@ class SimulatorConfig:
     """
 
     latency_s: dict[str, float] = field(
-        default_factory=lambda: {"plan": 0.01, "validate": 0.01, "synthesize": 0.01})
+        default_factory=lambda: {"plan": 0.01, "validate": 0.01, "synthesize": 0.01,
+                                 "react": 0.01})
     latency_jitter: float = 0.1
     rpm: int | None = None
     tpm: int | None = None
@@ -60,7 +61,8 @@ def parse_latencies(items: list[str], base: dict[str, float]) -> dict[str, float
     for item in items:
         for part in filter(None, (p.strip() for p in item.split(","))):
             purpose, sep, value = part.partition("=")
-            if not sep or purpose not in ("plan", "validate", "synthesize"):
-                raise ValueError(f"latency {part!r} is not plan|validate|synthesize=SECONDS")
+            if not sep or purpose not in ("plan", "validate", "synthesize", "react"):
+                raise ValueError(
+                    f"latency {part!r} is not plan|validate|synthesize|react=SECONDS")
             latencies[purpose] = max(float(value), 0.0)
     return latencies

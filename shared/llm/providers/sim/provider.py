@@ -13,7 +13,7 @@ import json
 import time
 
 from shared.llm.base import LLMRequest, LLMResult, Usage, render
-from shared.llm.providers.sim import heuristics, replanning
+from shared.llm.providers.sim import heuristics, react, replanning
 from shared.names import SIMULATED_MARK
 from shared.settings import Settings, get_settings
 
@@ -27,17 +27,21 @@ def simulated_tokens(text: str) -> int:
     return max(1, (len(text) + CHARS_PER_TOKEN - 1) // CHARS_PER_TOKEN)
 
 
-def simulated_latency_s(request: LLMRequest, settings: Settings) -> float:
+def simulated_latency_s(request: LLMRequest, settings: Settings, *,
+                        answers_goal: bool = False) -> float:
     """Latency (seconds) for ``request``: the profile's mean for its purpose, spread by
     a deterministic jitter derived from the prompt, times ``sim_latency_scale``.
 
     The default means follow the LLMCompiler paper (Kim et al., ICML 2024): about 1.9 s
-    to plan and 1.6 s for the final answer.
+    to plan and 1.6 s for the final answer. A ReAct turn takes ``sim_react_latency_s``
+    when it chooses an action and, when ``answers_goal``, the final answer's mean.
     """
     mean = {
         "plan": settings.sim_plan_latency_s,
         "synthesize": settings.sim_synthesize_latency_s,
         "validate": settings.sim_validate_latency_s,
+        "react": (settings.sim_synthesize_latency_s if answers_goal
+                  else settings.sim_react_latency_s),
     }[request.purpose]
     digest = hashlib.sha256(render(request).user.encode()).digest()
     unit = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
@@ -59,7 +63,8 @@ class SimProvider:
 
         Returns:
             ``plan``: Plan JSON. ``validate``: ``{"ok", "reason"}``. ``synthesize``:
-            ``{"answer"}``. Each also has ``"simulated": true``.
+            ``{"answer"}``. ``react``: ``{"thought", "tool", "args"}`` or
+            ``{"thought", "answer"}``. Each also has ``"simulated": true``.
         """
         started = time.monotonic()
         payload = request.data
@@ -69,6 +74,11 @@ class SimProvider:
         elif request.purpose == "plan":
             data = heuristics.plan_for_goal(payload["goal"])
             data["rationale"] = f"{SIMULATED_MARK} {data.get('rationale') or 'sim plan'}"
+        elif request.purpose == "react":
+            data = react.next_turn(payload)
+            data["thought"] = f"{SIMULATED_MARK} {data['thought']}"
+            if "answer" in data:
+                data["answer"] = f"{SIMULATED_MARK} {data['answer']}"
         elif request.purpose == "validate":
             data = heuristics.validate_output(payload)
             data["reason"] = f"{SIMULATED_MARK} {data.get('reason', '')}".strip()
@@ -80,7 +90,8 @@ class SimProvider:
             input_tokens=simulated_tokens("".join(render(request))),
             output_tokens=simulated_tokens(json.dumps(data)),
         )
-        delay = simulated_latency_s(request, self._settings)
+        delay = simulated_latency_s(request, self._settings,
+                                    answers_goal="answer" in data)
         remaining = delay - (time.monotonic() - started)
         if remaining > 0:
             time.sleep(remaining)
