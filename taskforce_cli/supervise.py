@@ -5,8 +5,8 @@ deployment would be left with no workers. ``taskforce worker`` therefore runs th
 worker as a child (``taskforce worker --no-supervise``), forwards SIGTERM and SIGINT to
 it to shut it down (bounded in time: see below), and starts it again with capped
 exponential backoff and jitter when it exits with a non-zero status or is killed by a
-signal it was not asked
-to stop by. A child that exits with status 0 shut down on purpose and is not restarted.
+signal it was not asked to stop by. A child that exits with status 0 shut down on
+purpose and is not restarted.
 
 Three upstream details this module exists for:
 
