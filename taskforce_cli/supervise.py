@@ -2,10 +2,11 @@
 
 A worker that hits an error Celery cannot recover from in-process stops; left alone, a
 deployment would be left with no workers. ``taskforce worker`` therefore runs the Celery
-worker as a child (``taskforce worker --no-supervise``), forwards SIGTERM and SIGINT to it
-to shut it down (bounded in time: see below), and starts it again with capped exponential backoff and
-jitter when it exits with a non-zero status or is killed by a signal it was not asked
-to stop by. A child that exits with status 0 shut down on purpose and is not restarted.
+worker as a child (``taskforce worker --no-supervise``), forwards SIGTERM and SIGINT to
+it to shut it down (bounded in time: see below), and starts it again with capped
+exponential backoff and jitter when it exits with a non-zero status or is killed by a
+signal it was not asked to stop by. A child that exits with status 0 shut down on
+purpose and is not restarted.
 
 Three upstream details this module exists for:
 
