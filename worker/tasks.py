@@ -16,6 +16,7 @@ from shared.errors import ConfigurationError
 from shared.persistence.db import dispose_engine
 from shared.settings import get_settings
 from worker import execution, planner
+from worker import telemetry as _telemetry_hooks  # noqa: F401  (connects its signals)
 
 log = logging.getLogger(__name__)
 _bench_clients = threading.local()

@@ -288,6 +288,8 @@ class Goal(BaseModel):
         cost_usd: Cost of those calls in US dollars.
         awaiting_approval: Ids of the steps waiting for a person's approval (the goal
             stays ``running`` meanwhile).
+        trace_id: The OpenTelemetry trace the goal runs in (32 hex digits): look it up
+            in the tracing backend the deployment exports to. None when tracing is off.
     """
 
     id: UUID
@@ -307,6 +309,7 @@ class Goal(BaseModel):
     steps: list[StepState]
     simulated: bool = False
     awaiting_approval: list[int] = Field(default_factory=list)
+    trace_id: str | None = None
 
 
 class StepRun(BaseModel):

@@ -94,6 +94,9 @@ goals = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
     Column("tenant_id", UUID(as_uuid=True), ForeignKey("tenants.id")),
+    # The goal's trace (migration 0011): trace id (32 hex) and W3C traceparent.
+    Column("trace_id", Text),
+    Column("traceparent", Text),
     Index("ix_goals_status_created", "status", "created_at"),
     Index("ix_goals_tenant_created", "tenant_id", "created_at"),
     Index("ix_goals_tenant_in_flight", "tenant_id",

@@ -107,6 +107,7 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
         ],
         awaiting_approval=[s["step_id"] for s in step_rows
                            if s["status"] == StepStatus.AWAITING_APPROVAL.value],
+        trace_id=row["trace_id"],
     )
 
 
