@@ -69,9 +69,11 @@ class OtlpSink:
     """What the receiver got so far (thread-safe), and its address once started."""
 
     decode: bool = True
+    keep: bool = True
     url: str = ""
     requests: int = 0
     bytes_received: int = 0
+    span_count: int = 0
     bodies: list[bytes] = field(default_factory=list)
     _spans: list[ReceivedSpan] = field(default_factory=list)
     _points: list[ReceivedPoint] = field(default_factory=list)
@@ -92,7 +94,7 @@ class OtlpSink:
         with self._lock:
             self.requests += 1
             self.bytes_received += len(body)
-            if self.decode:
+            if self.decode and self.keep:
                 self.bodies.append(body)
         if not self.decode:
             return
@@ -124,7 +126,9 @@ class OtlpSink:
                         status_code=span.status.code, scope=scope_spans.scope.name,
                         instance=instance))
         with self._lock:
-            self._spans.extend(found)
+            self.span_count += len(found)
+            if self.keep:
+                self._spans.extend(found)
 
     def _take_metrics(self, body: bytes) -> None:
         from opentelemetry.proto.collector.metrics.v1.metrics_service_pb2 import (
@@ -148,7 +152,8 @@ class OtlpSink:
                             found.append(ReceivedPoint(metric.name, service, attrs,
                                                        value=getattr(point, number)))
         with self._lock:
-            self._points.extend(found)
+            if self.keep:
+                self._points.extend(found)
 
 
 def _handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
@@ -178,16 +183,18 @@ def _handler(sink: OtlpSink) -> type[BaseHTTPRequestHandler]:
 
 
 @contextmanager
-def running(*, decode: bool = True, host: str = "127.0.0.1") -> Iterator[OtlpSink]:
+def running(*, decode: bool = True, keep: bool = True,
+            host: str = "127.0.0.1") -> Iterator[OtlpSink]:
     """Serve an :class:`OtlpSink` on a free loopback port for the ``with`` block;
     ``sink.url`` is the base URL to give as ``OTEL_EXPORTER_OTLP_ENDPOINT``.
 
     Args:
-        decode: Keep and decode what arrives (False: count requests and bytes only,
-            as a benchmark's collector).
+        decode: Decode what arrives (False: count requests and bytes only).
+        keep: Keep what was decoded (False: count spans only, as a benchmark's
+            collector does, so that memory stays flat).
         host: Loopback address to bind.
     """
-    sink = OtlpSink(decode=decode)
+    sink = OtlpSink(decode=decode, keep=keep)
     server = ThreadingHTTPServer((host, 0), _handler(sink))
     server.daemon_threads = True
     sink.url = f"http://{host}:{server.server_address[1]}"

@@ -77,6 +77,8 @@ def traced(services, llm_simulator) -> Iterator[SimpleNamespace]:
             "AUTH_ENABLED": "true",
             # The reconciler test strands a step; the traced workers repair it at once.
             "RECONCILE_STALE_S": "0.2",
+            # A limit far above this test's calls: every call is granted, and timed.
+            "LLM_RATE_LIMITS": "openai:*=100000rpm",
         }
         paused = _other_workers()
         for queue in QUEUES:
@@ -194,13 +196,17 @@ def test_no_secret_and_no_prompt_reaches_the_exporter(traced, traced_goal) -> No
 def test_worker_metrics_arrive_over_otlp(traced, traced_goal) -> None:
     model = traced_goal.goal["model"]
 
-    def metrics() -> set[str]:
-        return {p.metric for p in traced.sink.points()}
+    def series() -> set[tuple[str, str]]:
+        return {(p.metric, p.attributes.get("taskforce.step.kind", "")) for p in
+                traced.sink.points()}
 
-    wanted = {"taskforce.step.duration", "taskforce.step.dispatch_latency",
-              "gen_ai.client.token.usage", "gen_ai.client.operation.duration",
-              "taskforce.llm.cost"}
-    wait_for(metrics, lambda got: wanted <= got, timeout=30, interval=0.2,
+    # Each worker exports its own series, every 0.5 s: wait until both workers' are in.
+    wanted = {("taskforce.step.duration", "tool"), ("taskforce.step.duration", "synthesize"),
+              ("taskforce.step.dispatch_latency", "tool"),
+              ("taskforce.step.dispatch_latency", "synthesize"),
+              ("gen_ai.client.token.usage", ""), ("gen_ai.client.operation.duration", ""),
+              ("taskforce.llm.cost", ""), ("taskforce.llm.rate_limit.wait", "")}
+    wait_for(series, lambda got: wanted <= got, timeout=30, interval=0.2,
              message="the workers' metrics")
     points = traced.sink.points()
     tokens = [p for p in points if p.metric == "gen_ai.client.token.usage"
@@ -215,6 +221,11 @@ def test_worker_metrics_arrive_over_otlp(traced, traced_goal) -> None:
     cost = [p for p in points if p.metric == "taskforce.llm.cost"
             and p.attributes.get("gen_ai.request.model") == model]
     assert cost and max(p.value for p in cost) > 0
+    waits = [p for p in points if p.metric == "taskforce.llm.rate_limit.wait"]
+    assert {p.attributes["taskforce.rate_limit.outcome"] for p in waits} == {"granted"}
+    dispatch = [p for p in points if p.metric == "taskforce.step.dispatch_latency"]
+    assert {"tool", "synthesize"} <= {p.attributes["taskforce.step.kind"] for p in dispatch}
+    assert all(0 <= p.total / p.count < 30 for p in dispatch if p.count)
 
 
 def test_metrics_endpoint_needs_the_token_or_the_scope(traced, traced_goal) -> None:
@@ -262,4 +273,8 @@ def test_a_reconciler_republish_continues_the_goal_s_trace(traced) -> None:
     republish = [s for s in spans if s.name == "reconciler republish"]
     assert republish and republish[0].parent_span_id == parent
     assert republish[0].links, "the reconciler's own span is linked"
+    wait_for(lambda: [p for p in traced.sink.points()
+                      if p.metric == "taskforce.reconciler.repairs"
+                      and p.attributes["taskforce.repair"] == "steps_republished"],
+             timeout=30, interval=0.2, message="the reconciler's repairs metric")
     assert os.environ.get("OTEL_EXPORTER_OTLP_ENDPOINT") is None  # only the children export

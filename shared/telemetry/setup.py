@@ -155,7 +155,8 @@ def setup(role: Role) -> ExportPlan:
         if plan.traces:
             provider = _tracer_provider(plan, resource)
             trace.set_tracer_provider(provider)
-            _state.update(tracer_provider=provider, tracing=True)
+            _state.update(tracer_provider=provider, tracing=True,
+                          tracer=provider.get_tracer(TRACER_NAME))
             _instrument_libraries()
         meter_provider = _meter_provider(plan, resource, role)
         if meter_provider is not None:
@@ -218,7 +219,8 @@ def prometheus_registry() -> Any:
 
 def tracer() -> trace.Tracer:
     """Taskforce's tracer (a no-op one until :func:`setup` installs a provider)."""
-    return trace.get_tracer(TRACER_NAME)
+    made = _state.get("tracer")
+    return made if made is not None else trace.get_tracer(TRACER_NAME)
 
 
 def meter() -> metrics.Meter:

@@ -13,9 +13,11 @@ from taskforce_cli.bench.gateway import gateway
 from taskforce_cli.bench.overhead import overhead
 from taskforce_cli.bench.prompt_tokens import prompt_tokens
 from taskforce_cli.bench.ratelimit import rate_limit
+from taskforce_cli.bench.tracing import tracing_overhead
 
 BENCHMARKS = {"gateway": gateway, "overhead": overhead, "prompt-tokens": prompt_tokens,
               "rate-limit": rate_limit}
+BENCHMARKS["overhead-tracing"] = tracing_overhead
 
 
 def run(name: str, *, quick: bool = False, progress: Console | None = None) -> dict[str, Any]:
