@@ -38,6 +38,7 @@ from shared.auth import METRICS_READ
 from shared.domain.models import GoalStatus
 from shared.errors import PermissionDeniedError
 from shared.settings import get_settings
+from shared.telemetry.setup import instrumentation_enabled
 
 log = logging.getLogger(__name__)
 _gauges_lock = threading.Lock()
@@ -50,7 +51,7 @@ def start_telemetry(app: FastAPI) -> None:
     instrument ``app`` (the middleware stack is rebuilt on the next request)."""
     telemetry.setup("gateway")
     _register_fleet_gauges()
-    if telemetry.tracing_enabled() and not getattr(
+    if instrumentation_enabled("fastapi") and not getattr(
             app, "_is_instrumented_by_opentelemetry", False):
         from opentelemetry.instrumentation.fastapi import FastAPIInstrumentor
 

@@ -37,6 +37,10 @@ class TelemetrySettings(BaseSettings):
             ``console`` (spans printed on stdout, for debugging) or ``none``.
         otel_metrics_exporter: ``otlp`` (the default once an endpoint is set) or
             ``none``. The gateway's ``/metrics`` works either way.
+        otel_python_disabled_instrumentations: Instrumentations not to install,
+            comma-separated, among ``celery``, ``redis``, ``httpx``, ``sqlalchemy`` and
+            ``fastapi`` (the variable OpenTelemetry's Python auto-instrumentation reads).
+            Without ``celery`` a goal's trace stops at each message.
         otel_traces_sampler_arg: Fraction of new traces (goals, requests) kept, 0 to 1;
             a goal's steps follow its decision (parent-based sampling).
         otel_instrumentation_genai_capture_message_content: True records the prompt and
@@ -54,6 +58,7 @@ class TelemetrySettings(BaseSettings):
     otel_exporter_otlp_protocol: str = "http/protobuf"
     otel_traces_exporter: str | None = None
     otel_metrics_exporter: str | None = None
+    otel_python_disabled_instrumentations: str = ""
     otel_traces_sampler_arg: float = Field(default=1.0, ge=0, le=1)
     otel_instrumentation_genai_capture_message_content: bool = False
     metrics_token: SecretStr | None = None

@@ -36,6 +36,7 @@ class ReceivedSpan:
     status_code: int
     scope: str
     instance: str = ""
+    status_message: str = ""
 
 
 @dataclass(frozen=True)
@@ -124,7 +125,7 @@ class OtlpSink:
                         events=[(e.name, _attributes(e.attributes)) for e in span.events],
                         links=[link.trace_id.hex() for link in span.links],
                         status_code=span.status.code, scope=scope_spans.scope.name,
-                        instance=instance))
+                        instance=instance, status_message=span.status.message))
         with self._lock:
             self.span_count += len(found)
             if self.keep:

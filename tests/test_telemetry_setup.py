@@ -19,7 +19,7 @@ from tests.conftest import REPO
 CLEAN = {"_env_file": None, "otel_sdk_disabled": False, "otel_exporter_otlp_endpoint": None,
          "otel_exporter_otlp_traces_endpoint": None, "otel_traces_exporter": None,
          "otel_exporter_otlp_metrics_endpoint": None, "otel_metrics_exporter": None,
-         "otel_service_name": None}
+         "otel_service_name": None, "otel_python_disabled_instrumentations": ""}
 
 
 def plan_for(role: str = "worker", **values):
@@ -39,6 +39,9 @@ def test_an_endpoint_turns_traces_and_metrics_on_with_the_standard_paths() -> No
     assert plan.metrics_endpoint == "http://collector:4318/v1/metrics"
     only = plan_for(otel_exporter_otlp_traces_endpoint="http://t:4318/custom")
     assert (only.traces_endpoint, only.metrics_endpoint) == ("http://t:4318/custom", None)
+    assert plan.disabled == frozenset()
+    lighter = plan_for(otel_python_disabled_instrumentations=" redis, SQLAlchemy ,")
+    assert lighter.disabled == {"redis", "sqlalchemy"}
 
 
 def test_exporters_named_none_or_a_disabled_sdk_turn_signals_off() -> None:
@@ -109,6 +112,11 @@ LLM_CALLS = """
                 raise ValueError("SECRET-GOAL-TEXT")
         except ValueError:
             pass
+        try:  # as the instrumentations do: exception event and "Type: message" status
+            with telemetry.tracer().start_as_current_span("instrumented"):
+                raise KeyError("SECRET-GOAL-TEXT")
+        except KeyError:
+            pass
     telemetry.shutdown()
 """
 
@@ -136,6 +144,9 @@ def test_llm_and_tool_spans_follow_the_genai_conventions(capture: bool) -> None:
     tool = spans["execute_tool search"]
     assert tool.attributes["gen_ai.tool.name"] == "search"
     assert tool.attributes["error.type"] == "ValueError" and not tool.events
+    instrumented = spans["instrumented"]
+    assert instrumented.events == [("exception", {"exception.type": "KeyError"})]
+    assert (instrumented.status_code, instrumented.status_message) == (2, "KeyError")
     raw = b"".join(sink.bodies)
     if capture:
         assert "SECRET-GOAL-TEXT" in ok.attributes["gen_ai.input.messages"]

@@ -28,6 +28,7 @@ class ExportPlan:
         metrics_endpoint: Full OTLP/HTTP URL for metrics, or None (not pushed).
         sample_ratio: Fraction of new traces kept (0 to 1).
         capture_content: Record prompts and answers on LLM spans.
+        disabled: Instrumentations not to install (``redis``, ``sqlalchemy``, ...).
     """
 
     service_name: str
@@ -36,6 +37,7 @@ class ExportPlan:
     metrics_endpoint: str | None
     sample_ratio: float
     capture_content: bool
+    disabled: frozenset[str] = frozenset()
 
 
 def _signal_url(base: str | None, specific: str | None, path: str) -> str | None:
@@ -74,7 +76,10 @@ def export_plan(settings: Settings, role: str) -> ExportPlan:
     """
     service = settings.otel_service_name or f"taskforce-{role}"
     common = {"service_name": service, "sample_ratio": settings.otel_traces_sampler_arg,
-              "capture_content": settings.otel_instrumentation_genai_capture_message_content}
+              "capture_content": settings.otel_instrumentation_genai_capture_message_content,
+              "disabled": frozenset(name.strip().lower() for name in
+                                    settings.otel_python_disabled_instrumentations.split(",")
+                                    if name.strip())}
     if settings.otel_sdk_disabled:
         return ExportPlan(traces=None, traces_endpoint=None, metrics_endpoint=None, **common)
     traces = _exporter(settings.otel_traces_exporter, allowed=("otlp", "console", "none"),

@@ -68,6 +68,41 @@ def _sampler(ratio: float) -> Any:
     return ParentBased(root=_RootSampler())
 
 
+def _redacting(inner: Any) -> Any:
+    """A span processor that removes exception messages and stack traces (which may
+    quote SQL parameters, prompts or URLs) before ``inner`` exports a span: an
+    ``exception`` event keeps only ``exception.type``, a status description only the
+    text before its first colon (the exception's class, as the instrumentations write
+    ``"Type: message"``)."""
+    from opentelemetry.sdk.trace import Event, SpanProcessor
+    from opentelemetry.trace import Status
+
+    class _Redacting(SpanProcessor):
+        def on_start(self, span: Any, parent_context: Any = None) -> None:
+            inner.on_start(span, parent_context=parent_context)
+
+        def on_end(self, span: Any) -> None:
+            status = span.status
+            if status.description or any(e.name == "exception" for e in span.events):
+                # The SDK has no hook to edit an ended span: its two private fields are
+                # rewritten here (checked against opentelemetry-sdk 1.45, pinned).
+                span._events = [
+                    Event("exception", {"exception.type": str(
+                        e.attributes.get("exception.type", ""))}, e.timestamp)
+                    if e.name == "exception" else e for e in span.events]
+                description = (status.description or "").split(":", 1)[0] or None
+                span._status = Status(status.status_code, description)
+            inner.on_end(span)
+
+        def shutdown(self) -> None:
+            inner.shutdown()
+
+        def force_flush(self, timeout_millis: int = 30_000) -> bool:
+            return inner.force_flush(timeout_millis)
+
+    return _Redacting()
+
+
 def _resource(plan: ExportPlan, role: str) -> Any:
     from opentelemetry.sdk.resources import Resource
 
@@ -89,7 +124,7 @@ def _tracer_provider(plan: ExportPlan, resource: Any) -> Any:
         from opentelemetry.exporter.otlp.proto.http.trace_exporter import OTLPSpanExporter
 
         exporter = OTLPSpanExporter(endpoint=plan.traces_endpoint)
-    provider.add_span_processor(BatchSpanProcessor(exporter))
+    provider.add_span_processor(_redacting(BatchSpanProcessor(exporter)))
     return provider
 
 
@@ -117,16 +152,25 @@ def _meter_provider(plan: ExportPlan, resource: Any, role: str) -> Any:
     return MeterProvider(resource=resource, metric_readers=readers)
 
 
-def _instrument_libraries() -> None:
-    """Celery (publish and run spans, context in message headers), Redis and httpx.
-    SQLAlchemy engines are instrumented one by one (:func:`instrument_engine`)."""
+def _instrument_libraries(disabled: frozenset[str]) -> None:
+    """Celery (publish and run spans, context in message headers), Redis and httpx, less
+    the ``disabled`` ones. SQLAlchemy engines are instrumented one by one
+    (:func:`instrument_engine`)."""
     from opentelemetry.instrumentation.celery import CeleryInstrumentor
     from opentelemetry.instrumentation.httpx import HTTPXClientInstrumentor
     from opentelemetry.instrumentation.redis import RedisInstrumentor
 
-    for instrumentor in (CeleryInstrumentor(), RedisInstrumentor(), HTTPXClientInstrumentor()):
-        if not instrumentor.is_instrumented_by_opentelemetry:
+    for name, instrumentor in (("celery", CeleryInstrumentor()), ("redis", RedisInstrumentor()),
+                               ("httpx", HTTPXClientInstrumentor())):
+        if name not in disabled and not instrumentor.is_instrumented_by_opentelemetry:
             instrumentor.instrument()
+
+
+def instrumentation_enabled(name: str) -> bool:
+    """True when tracing is on and ``name`` (``fastapi``, ``sqlalchemy``...) is not in
+    ``OTEL_PYTHON_DISABLED_INSTRUMENTATIONS``."""
+    plan = _state.get("plan")
+    return tracing_enabled() and plan is not None and name not in plan.disabled
 
 
 def setup(role: Role) -> ExportPlan:
@@ -157,7 +201,7 @@ def setup(role: Role) -> ExportPlan:
             trace.set_tracer_provider(provider)
             _state.update(tracer_provider=provider, tracing=True,
                           tracer=provider.get_tracer(TRACER_NAME))
-            _instrument_libraries()
+            _instrument_libraries(plan.disabled)
         meter_provider = _meter_provider(plan, resource, role)
         if meter_provider is not None:
             metrics.set_meter_provider(meter_provider)
@@ -231,7 +275,7 @@ def meter() -> metrics.Meter:
 def instrument_engine(engine: Any) -> None:
     """Trace the statements of a SQLAlchemy ``engine`` (when tracing is on): one client
     span per statement, the SQL text with its placeholders (never the bound values)."""
-    if not tracing_enabled():
+    if not instrumentation_enabled("sqlalchemy"):
         return
     from opentelemetry.instrumentation.sqlalchemy.engine import EngineTracer
 
