@@ -23,7 +23,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
-from api_gateway import approvals, probes
+from api_gateway import approvals, metrics, probes
 from api_gateway.auth import requires
 from api_gateway.errors import responses
 from api_gateway.limits import RequestLimits
@@ -50,6 +50,7 @@ def create_app() -> FastAPI:
         title="Taskforce gateway",
         version="0.1.0",
         description="Submit goals for LLM agents and follow their DAG of steps.",
+        lifespan=metrics.lifespan,
     )
 
     @app.exception_handler(RequestError)
@@ -131,6 +132,7 @@ def create_app() -> FastAPI:
         return goals.get_goal(goal_id, tenant_id=principal.tenant_id)
 
     app.include_router(approvals.build_router())
+    app.include_router(metrics.build_router(app))
 
     app.include_router(probes.build_router())
 

@@ -11,8 +11,9 @@ from __future__ import annotations
 from typing import Any
 
 from celery.schedules import crontab
+from celery.signals import beat_init
 
-from shared import names
+from shared import names, telemetry
 from shared.celery_app import app
 from shared.settings import Settings, get_settings
 
@@ -37,5 +38,11 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
 
 
 app.add_defaults(lambda: {"beat_schedule": beat_schedule(get_settings())})
+
+
+@beat_init.connect
+def _telemetry(**_: object) -> None:
+    """Traces and metrics for beat's publishes (flushed at exit)."""
+    telemetry.setup("beat")
 
 __all__ = ["app", "beat_schedule"]

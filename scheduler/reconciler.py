@@ -9,6 +9,7 @@ from shared.messages import publish_plan, publish_react_turn, publish_steps
 from shared.persistence import retry as db_retry
 from shared.persistence.reconcile import Repairs, reconcile
 from shared.settings import get_settings
+from shared.telemetry import goal_trace, instruments
 
 log = logging.getLogger(__name__)
 
@@ -29,16 +30,21 @@ def run_once() -> Repairs:
     by_goal: dict = defaultdict(list)
     for goal_id, step_id, kind in repairs.steps_to_publish:
         by_goal[goal_id].append((step_id, kind))
+    # Each re-publish continues its goal's trace (from the traceparent on its row).
+    contexts = goal_trace.traceparents({*by_goal, *repairs.goals_to_plan})
     for goal_id, steps in by_goal.items():
-        publish_steps(goal_id, steps)
+        with goal_trace.resumed(contexts.get(goal_id), goal_id, "reconciler republish"):
+            publish_steps(goal_id, steps)
     for goal_id in repairs.goals_to_plan:
         try:
-            publish_plan(goal_id)
+            with goal_trace.resumed(contexts.get(goal_id), goal_id, "reconciler replan"):
+                publish_plan(goal_id)
         except Exception:
             log.warning("re-publishing plan_goal for %s failed", goal_id, exc_info=True)
     for goal_id, turn in repairs.react_turns:
         publish_react_turn(goal_id, turn)
     counts = repairs.as_dict()
+    instruments.record_repairs(counts)
     if any(v for k, v in counts.items() if k != "locked"):
         log.info("reconciler: %s", counts)
     return repairs

@@ -31,7 +31,9 @@ GOALS_CANCEL = "goals:cancel"
 PLANS_SUBMIT = "plans:submit"  # ready-made plans: run without a planner, so off by default
 KEYS_ADMIN = "keys:admin"
 STEPS_APPROVE = "steps:approve"  # approve or reject risky steps: a person's decision
-ALL_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL, PLANS_SUBMIT, KEYS_ADMIN, STEPS_APPROVE)
+METRICS_READ = "metrics:read"  # GET /metrics: fleet-wide figures of every tenant
+ALL_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL, PLANS_SUBMIT, KEYS_ADMIN, STEPS_APPROVE,
+              METRICS_READ)
 DEFAULT_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL)
 
 KEY_PREFIX = "tf"

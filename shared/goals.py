@@ -33,6 +33,7 @@ from shared.persistence import keys as key_store
 from shared.persistence import retry as db_retry
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
+from shared.telemetry import goal_trace
 from shared.tools.registry import default_registry
 
 log = logging.getLogger(__name__)
@@ -70,6 +71,19 @@ def request_fingerprint(request: GoalRequest) -> str:
 def submit(
     request: GoalRequest, *, check: bool = True, idempotency_key: str | None = None,
     tenant_id: uuid.UUID | None = None,
+) -> Submission:
+    """Store a goal (``pending``) and enqueue ``plan_goal`` for it, inside the span that
+    starts the goal's trace (:func:`shared.telemetry.goal_trace.submission`); the goal
+    row keeps the trace's id and context. Arguments, checks and errors: :func:`_submit`.
+    """
+    with goal_trace.submission() as traced:
+        return _submit(request, check=check, idempotency_key=idempotency_key,
+                       tenant_id=tenant_id, traced=traced)
+
+
+def _submit(
+    request: GoalRequest, *, check: bool = True, idempotency_key: str | None = None,
+    tenant_id: uuid.UUID | None = None, traced: goal_trace.GoalTrace = goal_trace.GoalTrace(),
 ) -> Submission:
     """Store a goal (``pending``) and enqueue ``plan_goal`` for it.
 
@@ -139,7 +153,10 @@ def submit(
             max_replans=request.max_replans,
             tenant_id=tenant_id or key_store.DEFAULT_TENANT_ID,
             mode=request.mode,
+            trace_id=traced.trace_id,
+            traceparent=traced.traceparent,
         )
+    traced.record_goal(goal_id)
     if stored_fingerprint is not None:
         if stored_fingerprint != fingerprint:
             raise IdempotencyConflictError(
@@ -266,7 +283,9 @@ def decide_step(goal_id: uuid.UUID, step_id: int, *, decision: ApprovalDecision,
 
     decided = db_retry.run(work)
     if decided.decision is ApprovalDecision.APPROVED:
-        publish_steps(goal_id, [(step_id, decided.kind)])
+        with goal_trace.resumed(goal_trace.traceparents([goal_id]).get(goal_id), goal_id,
+                                "approve step"):
+            publish_steps(goal_id, [(step_id, decided.kind)])
     return get_goal(goal_id, tenant_id=tenant_id)
 
 

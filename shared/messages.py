@@ -7,6 +7,7 @@ a step carries the same deterministic task id and the time limits of the step's 
 from __future__ import annotations
 
 import logging
+import time
 import uuid
 
 from shared import names
@@ -15,6 +16,11 @@ from shared.domain.models import StepKind
 from shared.settings import get_settings
 
 log = logging.getLogger(__name__)
+
+DISPATCH_HEADER = "taskforce_published_at"
+"""Message header: Unix time (seconds) a ``run_step`` was published after a commit."""
+KIND_HEADER = "taskforce_step_kind"
+"""Message header: the kind of the step a ``run_step`` runs (for metrics only)."""
 
 
 def time_limits_s(kind: str) -> tuple[float, float]:
@@ -40,6 +46,7 @@ def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]], *,
         True if every message was published.
     """
     messages = []
+    published_at = time.time()
     for step_id, kind in steps:
         soft, hard = time_limits_s(kind)
         messages.append(((str(goal_id), step_id), {
@@ -47,6 +54,11 @@ def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]], *,
             "soft_time_limit": soft,
             "time_limit": hard,
             "countdown": countdown,
+            # For the dispatch-latency metric (shared.telemetry.instruments): when the
+            # message left, right after the commit that queued the step; none for a
+            # deliberate delay.
+            "headers": {} if countdown else {DISPATCH_HEADER: published_at,
+                                             KIND_HEADER: kind},
         }))
     try:
         send_many(names.RUN_STEP, messages)

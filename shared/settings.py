@@ -24,9 +24,10 @@ from shared.llm.rate_limit_rules import RateLimit, parse_rate_limits
 from shared.settings_bounds import BoundsSettings
 from shared.settings_deploy import DeploySettings
 from shared.settings_react import ReactSettings
+from shared.settings_telemetry import TelemetrySettings
 
 
-class Settings(BoundsSettings, DeploySettings, ReactSettings):
+class Settings(BoundsSettings, DeploySettings, ReactSettings, TelemetrySettings):
     """Configuration for every Taskforce process.
 
     Attributes:

@@ -19,7 +19,7 @@ from pydantic import ValidationError
 from rich.live import Live
 from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, TimeElapsedColumn
 
-from shared import goals
+from shared import goals, telemetry
 from shared.errors import TaskforceError
 from shared.settings import get_settings
 from taskforce_cli import approvals, health, keys, servers
@@ -66,6 +66,7 @@ def run(
     try:
         request = GoalRequest(goal=goal, provider=provider, model=model, mode=mode)
         with local_fleet(workers=workers, concurrency=concurrency):
+            telemetry.setup("cli")  # the goal's trace starts here (when OTEL_* is set)
             goal_id = goals.submit_goal(request)
             view = _follow(goal_id, timeout=timeout, live=not as_json)
     except ValidationError as exc:
@@ -140,6 +141,7 @@ def batch(
         stamp = datetime.now(UTC).strftime("%Y%m%dT%H%M%SZ")
         target = output or get_settings().data_dir / "results" / f"{file.stem}-{stamp}.jsonl"
         with local_fleet(workers=workers, concurrency=concurrency):
+            telemetry.setup("cli")
             progress = Progress(
                 TextColumn("[bold]goals"), BarColumn(), MofNCompleteColumn(),
                 TextColumn("{task.fields[detail]}"), TimeElapsedColumn(), console=err,

@@ -38,6 +38,7 @@ from shared.persistence import retry as db_retry
 from shared.persistence import steps as step_store
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
+from shared.telemetry import genai, instruments
 from shared.tools.base import ToolContext
 from worker.cancellation import GoalCancellationCheck
 from worker.leases import LeaseKeeper
@@ -112,6 +113,7 @@ def _step_failed(gid: uuid.UUID, claim: step_store.ClaimedStep, worker: str,
 
     def work(connection: Connection) -> bool:
         if not step_store.fail_step(connection, claim=claim, worker=worker, error=error):
+            instruments.record_lease_loss(claim.kind)
             return False
         if may_replan and goal_store.begin_replan(connection, goal_id=gid,
                                                   max_replans=settings.max_replans):
@@ -168,7 +170,9 @@ def run_step(goal_id: str, step_id: int) -> None:
     _, hard_limit = time_limits_s(claim.kind)
     try:
         with LeaseKeeper(claim, worker=worker, lease_s=settings.step_lease_s,
-                         time_limit_s=hard_limit):
+                         time_limit_s=hard_limit), genai.step_run(
+                goal_id=goal_id, step_id=step_id, kind=claim.kind, tool=claim.tool,
+                attempt=claim.attempt):
             output = _execute(claim)
             result_json = _to_json(claim, output)
     except RateLimitedError as exc:
@@ -206,6 +210,8 @@ def run_step(goal_id: str, step_id: int) -> None:
         _step_failed(gid, claim, worker, f"result of {what} could not be stored "
                      f"({type(exc.orig).__name__})", may_replan=False)
         return
+    if not done.committed:
+        instruments.record_lease_loss(claim.kind)
     if done.ready:
         publish_steps(gid, done.ready)
     if (done.committed and claim.mode == GoalMode.REACT

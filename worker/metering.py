@@ -22,6 +22,7 @@ from shared.llm.providers import get_provider
 from shared.llm.ratelimit import acquire_llm_capacity, estimate_tokens
 from shared.persistence import budgets, llm_calls
 from shared.persistence import retry as db_retry
+from shared.telemetry import instruments
 
 
 def record_call(
@@ -47,6 +48,7 @@ def record_call(
         budgets.release(connection, goal_id=goal_id, reservation=reservation, spent_usd=cost)
 
     db_retry.run(work)
+    instruments.record_llm_cost(provider, model, float(cost))
 
 
 def metered_call(

@@ -21,6 +21,7 @@ from worker import (
     planner,
     react,
 )
+from worker import telemetry as _telemetry_hooks  # noqa: F401  (connects its signals)
 
 log = logging.getLogger(__name__)
 _bench_clients = threading.local()

@@ -309,6 +309,8 @@ class Goal(BaseModel):
         awaiting_approval: Ids of the steps waiting for a person's approval (the goal
             stays ``running`` meanwhile).
         mode: ``dag`` or ``react`` (:class:`GoalMode`).
+        trace_id: The OpenTelemetry trace the goal runs in (32 hex digits): look it up
+            in the tracing backend the deployment exports to. None when tracing is off.
     """
 
     id: UUID
@@ -329,6 +331,7 @@ class Goal(BaseModel):
     simulated: bool = False
     awaiting_approval: list[int] = Field(default_factory=list)
     mode: GoalMode = GoalMode.DAG
+    trace_id: str | None = None
 
 
 class StepRun(BaseModel):

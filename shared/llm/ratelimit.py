@@ -49,6 +49,7 @@ from shared.llm.base import LLMRequest, input_chars
 from shared.llm.rate_limit_rules import RateLimit
 from shared.names import RATE_LIMIT_PREFIX
 from shared.settings import get_settings
+from shared.telemetry import instruments
 
 log = logging.getLogger(__name__)
 
@@ -296,8 +297,16 @@ def acquire_llm_capacity(provider: str, model: str, estimated_tokens: int) -> No
     settings = get_settings()
     if not settings.llm_rate_limits:
         return
+    started = time.monotonic()
     try:
         get_rate_limiter().acquire(provider, model, estimated_tokens,
                                    max_wait_s=settings.llm_rate_limit_max_wait_s)
+    except RateLimitedError:
+        instruments.record_rate_limit_wait(provider, model, time.monotonic() - started,
+                                           granted=False)
+        raise
     except ServiceUnavailableError as exc:
         log.warning("%s; %s:%s call not throttled", exc, provider, model)
+    else:
+        instruments.record_rate_limit_wait(provider, model, time.monotonic() - started,
+                                           granted=True)

@@ -20,6 +20,7 @@ from shared.domain.models import Plan
 from shared.errors import LLMError
 from shared.llm.base import LLMProvider, LLMRequest, LLMResult, truncate_untrusted
 from shared.settings import get_settings
+from shared.telemetry import genai
 from shared.tools.registry import ToolRegistry
 
 DATA_RULES = (
@@ -266,5 +267,6 @@ def parse_output(result: LLMResult, model: type[M]) -> M:
 
 
 def call(provider: LLMProvider, request: LLMRequest) -> LLMResult:
-    """Run ``request`` on ``provider`` (the single place roles reach a provider)."""
-    return provider.generate(request)
+    """Run ``request`` on ``provider`` (the single place roles reach a provider), inside
+    the call's GenAI span (:func:`shared.telemetry.genai.chat`)."""
+    return genai.chat(provider.name, request, provider.generate)

@@ -16,6 +16,7 @@ from pathlib import Path
 from sqlalchemy import create_engine, func, select
 from sqlalchemy.engine import Connection, Engine
 
+from shared import telemetry
 from shared.errors import ConfigurationError
 from shared.settings import get_settings, on_settings_change
 
@@ -63,6 +64,7 @@ def get_engine() -> Engine:
                 max_overflow=size,
                 pool_recycle=1800,
             )
+            telemetry.instrument_engine(_engine)  # statement spans, when tracing is on
             _engine_pid, _engine_url = os.getpid(), url
         return _engine
 

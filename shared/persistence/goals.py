@@ -21,6 +21,7 @@ from sqlalchemy.engine import Connection
 from shared.domain.models import GoalStatus, Plan, StepStatus
 from shared.persistence.tables import goals, plans, steps
 from shared.persistence.views import write_episode
+from shared.telemetry import goal_trace
 
 # The statuses a goal never leaves, and the steps a goal's end (or a replan) skips (a
 # step awaiting approval has not run).
@@ -44,12 +45,16 @@ def create_goal(
     max_replans: int | None = None,
     tenant_id: uuid.UUID | None = None,
     mode: str = "dag",
+    trace_id: str | None = None,
+    traceparent: str | None = None,
 ) -> tuple[uuid.UUID, str | None]:
     """Insert a goal in status ``pending``, owned by ``tenant_id``, run in ``mode``
     (``dag`` or ``react``).
 
     With an ``idempotency_key`` the tenant already used, nothing is inserted (the unique
     constraint decides between concurrent submissions) and the stored goal is returned.
+
+    ``trace_id`` and ``traceparent`` name the trace the goal runs in (None: tracing off).
 
     Returns:
         ``(goal_id, None)`` for a new goal, or ``(existing_goal_id, its request_sha256)``
@@ -73,6 +78,8 @@ def create_goal(
             max_replans=max_replans,
             tenant_id=tenant_id,
             mode=mode,
+            trace_id=trace_id,
+            traceparent=traceparent,
         )
         .on_conflict_do_nothing(constraint="uq_goals_tenant_idempotency_key")
         .returning(goals.c.id)
@@ -278,6 +285,7 @@ def finish_goal(
         return False
     _skip_unstarted_steps(connection, goal_id)
     write_episode(connection, goal_id=goal_id)
+    goal_trace.goal_ended(goal_id, status.value, error)
     return True
 
 

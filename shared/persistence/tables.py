@@ -96,6 +96,9 @@ goals = Table(
     Column("tenant_id", UUID(as_uuid=True), ForeignKey("tenants.id")),
     # Execution mode, ``dag`` or ``react`` (migration 0013).
     Column("mode", Text, nullable=False, server_default="dag"),
+    # The goal's trace (migration 0011): trace id (32 hex) and W3C traceparent.
+    Column("trace_id", Text),
+    Column("traceparent", Text),
     Index("ix_goals_status_created", "status", "created_at"),
     Index("ix_goals_tenant_created", "tenant_id", "created_at"),
     Index("ix_goals_tenant_in_flight", "tenant_id",

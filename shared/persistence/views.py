@@ -108,6 +108,7 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
         awaiting_approval=[s["step_id"] for s in step_rows
                            if s["status"] == StepStatus.AWAITING_APPROVAL.value],
         mode=row["mode"],
+        trace_id=row["trace_id"],
     )
 
 

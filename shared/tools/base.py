@@ -12,6 +12,7 @@ from sqlalchemy.engine import Engine
 from sqlalchemy.exc import DBAPIError, InterfaceError, OperationalError
 
 from shared.errors import RetryableToolError, ToolError, is_retryable
+from shared.telemetry import genai
 
 MAX_ERROR_CHARS = 300
 # ``scheme://user:password@host`` in a driver's message: the credentials are cut out.
@@ -101,11 +102,13 @@ class Tool:
         """
         validated = self.input_model.model_validate(args)
         try:
-            if self.isolated:
-                from shared.tools.isolation import run_isolated
+            with genai.tool_call(self.name, goal_id=ctx.goal_id, step_id=ctx.step_id,
+                                 isolated=self.isolated):
+                if self.isolated:
+                    from shared.tools.isolation import run_isolated
 
-                return run_isolated(self, validated, ctx)
-            return self.run(validated, ctx)
+                    return run_isolated(self, validated, ctx)
+                return self.run(validated, ctx)
         except ToolError:
             raise
         except Exception as exc:

@@ -19,10 +19,11 @@ from taskforce_cli.bench.paper import paper
 from taskforce_cli.bench.prompt_tokens import prompt_tokens
 from taskforce_cli.bench.ratelimit import rate_limit
 from taskforce_cli.bench.scale import scale
+from taskforce_cli.bench.tracing import tracing_overhead
 
 BENCHMARKS = {"gateway": gateway, "overhead": overhead, "prompt-tokens": prompt_tokens,
               "rate-limit": rate_limit, "dispatch": dispatch, "inflight": inflight,
-              "scale": scale, "paper": paper}
+              "scale": scale, "paper": paper, "overhead-tracing": tracing_overhead}
 # Options only some benchmarks take (``--provider``, ``--model``, ``--limit``).
 OPTIONS = {"paper": frozenset({"provider", "model", "limit"})}
 
