@@ -67,7 +67,7 @@ def request_fingerprint(request: GoalRequest) -> str:
 
 def submit(
     request: GoalRequest, *, check: bool = True, idempotency_key: str | None = None,
-    tenant_id: uuid.UUID | None = None,
+    tenant_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None,
 ) -> Submission:
     """Store a goal (``pending``) and enqueue ``plan_goal`` for it.
 
@@ -85,6 +85,7 @@ def submit(
             earlier goal is returned and nothing new happens.
         tenant_id: The owner of the goal; None: the ``default`` tenant (the operator,
             whose CLI submissions skip the per-minute and in-flight quotas).
+        batch_id: The batch this goal is part of (``POST /v1/batches``).
 
     The tenant's quotas (:mod:`shared.quotas`) apply: its model allowlist, goals per
     minute, goals in flight, and caps of ``max_tokens`` and ``max_cost_usd``.
@@ -136,6 +137,7 @@ def submit(
                 else settings.goal_max_cost_usd, limits.max_cost_usd_per_goal),
             max_replans=request.max_replans,
             tenant_id=tenant_id or key_store.DEFAULT_TENANT_ID,
+            batch_id=batch_id,
         )
     if stored_fingerprint is not None:
         if stored_fingerprint != fingerprint:

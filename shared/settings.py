@@ -22,9 +22,10 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.llm.rate_limit_rules import RateLimit, parse_rate_limits
 from shared.settings_bounds import BoundsSettings
+from shared.settings_console import ConsoleSettings
 
 
-class Settings(BoundsSettings):
+class Settings(BoundsSettings, ConsoleSettings):
     """Configuration for every Taskforce process.
 
     Attributes:

@@ -43,8 +43,10 @@ def create_goal(
     max_cost_usd: float | None = None,
     max_replans: int | None = None,
     tenant_id: uuid.UUID | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> tuple[uuid.UUID, str | None]:
-    """Insert a goal in status ``pending``, owned by ``tenant_id``.
+    """Insert a goal in status ``pending``, owned by ``tenant_id`` (and part of the batch
+    ``batch_id``, if given).
 
     With an ``idempotency_key`` the tenant already used, nothing is inserted (the unique
     constraint decides between concurrent submissions) and the stored goal is returned.
@@ -70,6 +72,7 @@ def create_goal(
             max_cost_usd=max_cost_usd,
             max_replans=max_replans,
             tenant_id=tenant_id,
+            batch_id=batch_id,
         )
         .on_conflict_do_nothing(constraint="uq_goals_tenant_idempotency_key")
         .returning(goals.c.id)
