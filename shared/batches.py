@@ -22,7 +22,7 @@ from pydantic import BaseModel, Field, ValidationError
 from shared import goals
 from shared.domain.limits import InputLimitError, check_json_document
 from shared.domain.models import GoalRequest, GoalStatus
-from shared.errors import BatchNotFoundError, RequestError, TransientError
+from shared.errors import BatchNotFoundError, GoalNotFoundError, RequestError, TransientError
 from shared.persistence import batches as batch_store
 from shared.persistence import views
 from shared.persistence.db import get_engine
@@ -193,7 +193,8 @@ def batch_items(batch_id: uuid.UUID, *, tenant_id: uuid.UUID) -> list[dict[str, 
 def batch_results(batch_id: uuid.UUID, *, tenant_id: uuid.UUID) -> Iterator[str]:
     """The batch's results as JSONL lines (each ending in a newline), in item order:
     the line ``taskforce batch`` writes for a goal (its current status while it runs),
-    or ``status: not_submitted`` with the reason for a refused item.
+    or ``status: not_submitted`` with the reason for a refused item (``deleted`` for a
+    goal removed by retention since).
 
     Raises:
         BatchNotFoundError: No such batch for this tenant (404), before any line.
@@ -208,9 +209,13 @@ def batch_results(batch_id: uuid.UUID, *, tenant_id: uuid.UUID) -> Iterator[str]
                     if not item.get("goal_id"):
                         line = not_submitted(item["id"], item.get("error") or "not submitted")
                     else:
-                        view = views.get_goal_view(connection,
-                                                   goal_id=uuid.UUID(item["goal_id"]))
-                        line = batch_result(view, item["id"])
+                        try:
+                            view = views.get_goal_view(connection,
+                                                       goal_id=uuid.UUID(item["goal_id"]))
+                            line = batch_result(view, item["id"])
+                        except GoalNotFoundError:  # deleted after MEMORY_RETENTION_DAYS
+                            line = {**not_submitted(item["id"], "goal deleted by retention"),
+                                    "goal_id": item["goal_id"], "status": "deleted"}
                     yield json.dumps(line) + "\n"
 
     return lines()

@@ -154,6 +154,8 @@ def test_the_goal_page_follows_a_running_goal_live(page, gateway, key, tmp_path)
     wait_node(page, 1, "succeeded")
     assert node_colour(page, 1) != running
     wait_node(page, 3, "running")
+    page.wait_for_function("() => document.querySelectorAll('.tl-bar').length >= 3")
+    page.screenshot(path=str(screenshot_path("console-goal.png", tmp_path)), full_page=True)
     wait_goal_status(page, "succeeded")
     page.wait_for_selector("#answer")
     assert page.locator(".tl-bar").count() >= 4  # one bar per attempt of each step
@@ -165,7 +167,6 @@ def test_the_goal_page_follows_a_running_goal_live(page, gateway, key, tmp_path)
     assert page.locator("#trace-link").count() == 0  # no trace URL configured
     assert page.is_disabled("#cancel")
     assert page.inner_text("#live") == "ended"
-    page.screenshot(path=str(screenshot_path("console-goal.png", tmp_path)), full_page=True)
 
 
 def test_the_list_filters_by_status_and_metadata(page, gateway, key, tmp_path) -> None:
@@ -186,7 +187,21 @@ def test_the_list_filters_by_status_and_metadata(page, gateway, key, tmp_path) -
     page.click("#apply-filters")
     page.wait_for_url("**status=cancelled*")
     assert page.inner_text("#goal-table tbody") == "No goal matches."
+    # A batch and a cancelled goal among them: the list links each goal to its batch.
+    batch = httpx.post(f"{gateway}/v1/batches", timeout=60, headers={
+        "Authorization": f"Bearer {key}"}, json=[
+        {"id": "b1", "goal": "Were Scott Derrickson and Ed Wood of the same nationality?",
+         "metadata": {"team": f"green-{tag}"}},
+        {"id": "b2", "goal": "Which is taller, the Eiffel Tower or the Empire State Building?",
+         "metadata": {"team": f"green-{tag}"}}]).json()
+    stopped = submit(gateway, key, {"goal": "A long wait", "plan": fan_plan(30.0),
+                                    "metadata": {"team": f"red-{tag}"}})
+    httpx.post(f"{gateway}/v1/goals/{stopped}/cancel", timeout=60,
+               headers={"Authorization": f"Bearer {key}"})
     page.goto(f"{gateway}/console")
+    row = page.locator(f"tr[data-goal-id='{batch['items'][0]['goal_id']}']")
+    assert row.locator(f"a[href='/console/batches/{batch['id']}']").count() == 1
+    assert page.inner_text(f"tr[data-goal-id='{stopped}'] .status") == "cancelled"
     page.screenshot(path=str(screenshot_path("console-list.png", tmp_path)), full_page=False)
 
 
