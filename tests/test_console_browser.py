@@ -1,6 +1,7 @@
 """The web console in a real headless Chromium (Playwright driving Debian's
 ``chromium``), against the gateway served over HTTP and real workers: log in with an API
-key, filter the goal list, watch a running goal's DAG change colour live, cancel a goal.
+key, filter the goal list, watch a running goal's DAG change colour live, cancel a goal,
+see a lost lease and its retry marked on the timeline.
 
 With ``TASKFORCE_SCREENSHOTS=1`` the tests write ``docs/console-list.png`` and
 ``docs/console-goal.png``; otherwise their screenshots go to a temporary directory.
@@ -216,3 +217,41 @@ def test_cancel_from_the_goal_page(page, gateway, key) -> None:
     state = httpx.get(f"{gateway}/v1/goals/{goal_id}", timeout=30,
                       headers={"Authorization": f"Bearer {key}"}).json()
     assert state["status"] == "cancelled"
+
+
+def test_the_timeline_marks_a_lost_lease_and_the_retry(page, gateway, key, db) -> None:
+    """A real takeover: step 1's lease is made to expire while its tool runs and its
+    message is delivered again, so a second attempt takes the step over and the first
+    one's commit is refused (``lease_lost``)."""
+    from sqlalchemy import text
+
+    from shared import names
+    from shared.celery_app import send
+    from tests.support.waiting import wait_until
+
+    goal_id = submit(gateway, key, {"goal": "Taken over", "plan": {"steps": [
+        tally(1, 4.0), {"id": 2, "kind": "synthesize", "depends_on": [1],
+                        "args": {"instruction": "report", "inputs": ["$1"]}}]}})
+
+    def running() -> bool:
+        with db.connect() as connection:
+            return connection.execute(text(
+                "SELECT status = 'running' FROM steps WHERE goal_id = :g AND step_id = 1"),
+                {"g": goal_id}).scalar() is True
+
+    wait_until(running, message=f"step 1 of {goal_id} running", timeout=60)
+    with db.begin() as connection:
+        connection.execute(text("UPDATE steps SET lease_expires_at = now() - interval "
+                                "'1 second' WHERE goal_id = :g AND step_id = 1"), {"g": goal_id})
+    send(names.RUN_STEP, goal_id, 1)
+    page.goto(f"{gateway}/console/goals/{goal_id}")
+    wait_goal_status(page, "succeeded")
+    page.wait_for_selector(".tl-bar.lease_lost")
+    bars = page.locator(".tl-row").first.locator(".tl-bar")
+    assert bars.count() == 2
+    assert bars.evaluate_all("bs => bs.map(b => b.dataset.outcome)") == [
+        "lease_lost", "succeeded"]
+    assert "retry" in (bars.nth(1).get_attribute("class") or "")
+    assert bars.nth(1).inner_text().startswith("↻")
+    assert page.inner_text("#step-1 td:nth-child(4)").startswith("2")  # attempts
+    assert "lease_lost" in page.inner_text("#step-1")
