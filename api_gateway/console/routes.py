@@ -156,8 +156,7 @@ def build_router() -> APIRouter:
         return page(request, "list.html", {"goals": found.goals, "form": form, "error": None,
                                            "next_url": next_url, "statuses": list(GoalStatus)})
 
-    @router.get("/goals/{goal_id}")
-    def goal_page(request: Request, goal_id: uuid.UUID) -> Response:
+    def goal_template(request: Request, goal_id: uuid.UUID, template: str) -> Response:
         viewer = _viewer(request)
         if isinstance(viewer, Response):
             return viewer
@@ -165,18 +164,16 @@ def build_router() -> APIRouter:
             record = goal_queries.goal_record(goal_id, tenant_id=viewer.tenant_id)
         except RequestError as exc:
             return _failure(request, exc)
-        return page(request, "goal.html", _goal_context(record))
+        return page(request, template, _goal_context(record))
+
+    @router.get("/goals/{goal_id}")
+    def goal_page(request: Request, goal_id: uuid.UUID) -> Response:
+        return goal_template(request, goal_id, "goal.html")
 
     @router.get("/goals/{goal_id}/details")
     def goal_details(request: Request, goal_id: uuid.UUID) -> Response:
-        viewer = _viewer(request)
-        if isinstance(viewer, Response):
-            return viewer
-        try:
-            record = goal_queries.goal_record(goal_id, tenant_id=viewer.tenant_id)
-        except RequestError as exc:
-            return _failure(request, exc)
-        return page(request, "_goal_details.html", _goal_context(record))
+        """The goal page's details (steps, LLM calls), which goal.js swaps in live."""
+        return goal_template(request, goal_id, "_goal_details.html")
 
     @router.get("/goals/{goal_id}/data")
     def goal_data(request: Request, goal_id: uuid.UUID) -> Response:
