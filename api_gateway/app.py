@@ -23,8 +23,9 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
-from api_gateway import approvals, metrics, probes
+from api_gateway import approvals, events, metrics, probes, v1
 from api_gateway.auth import requires
+from api_gateway.console import routes as console
 from api_gateway.errors import responses
 from api_gateway.limits import RequestLimits
 from shared import goals
@@ -133,8 +134,10 @@ def create_app() -> FastAPI:
 
     app.include_router(approvals.build_router())
     app.include_router(metrics.build_router(app))
-
     app.include_router(probes.build_router())
+    app.include_router(v1.build_router())
+    app.include_router(events.build_router())
+    console.mount(app)
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -15,6 +15,7 @@ from typing import Any
 
 from starlette.types import ASGIApp, Message, Receive, Scope, Send
 
+from shared.batches import JSONL_TYPES
 from shared.domain.limits import InputLimitError, check_json_document
 from shared.settings import get_settings
 
@@ -62,9 +63,17 @@ class RequestLimits:
             chunks.append(chunk)
             more = message.get("more_body", False)
         body = b"".join(chunks)
-        if body and b"json" in headers.get(b"content-type", b"").lower():
+        content_type = headers.get(b"content-type", b"").lower()
+        if body and b"json" in content_type:
+            # JSON Lines (a batch): each line is a document of its own.
+            media = content_type.split(b";")[0].strip().decode("latin-1")
+            lines = media in JSONL_TYPES
+            documents = body.split(b"\n") if lines else [body]
             try:
-                check_json_document(body, settings.max_json_depth)
+                for number, document in enumerate(documents, 1):
+                    if document.strip():
+                        check_json_document(document, settings.max_json_depth,
+                                            where=f"line {number}" if lines else "body")
             except InputLimitError as exc:
                 await _answer(send, 422, [{"loc": ["body"], "msg": str(exc),
                                            "type": "input_limit"}])

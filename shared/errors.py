@@ -89,6 +89,12 @@ class GoalNotFoundError(RequestError):
     http_status: ClassVar[int] = 404
 
 
+class BatchNotFoundError(RequestError):
+    """No batch has the given id for this tenant (HTTP 404)."""
+
+    http_status: ClassVar[int] = 404
+
+
 class GoalAlreadyFinishedError(RequestError):
     """The goal has already ended, so it cannot be cancelled (HTTP 409)."""
 

@@ -70,7 +70,7 @@ def request_fingerprint(request: GoalRequest) -> str:
 
 def submit(
     request: GoalRequest, *, check: bool = True, idempotency_key: str | None = None,
-    tenant_id: uuid.UUID | None = None,
+    tenant_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None,
 ) -> Submission:
     """Store a goal (``pending``) and enqueue ``plan_goal`` for it, inside the span that
     starts the goal's trace (:func:`shared.telemetry.goal_trace.submission`); the goal
@@ -78,12 +78,13 @@ def submit(
     """
     with goal_trace.submission() as traced:
         return _submit(request, check=check, idempotency_key=idempotency_key,
-                       tenant_id=tenant_id, traced=traced)
+                       tenant_id=tenant_id, batch_id=batch_id, traced=traced)
 
 
 def _submit(
     request: GoalRequest, *, check: bool = True, idempotency_key: str | None = None,
-    tenant_id: uuid.UUID | None = None, traced: goal_trace.GoalTrace = goal_trace.GoalTrace(),
+    tenant_id: uuid.UUID | None = None, batch_id: uuid.UUID | None = None,
+    traced: goal_trace.GoalTrace = goal_trace.GoalTrace(),
 ) -> Submission:
     """Store a goal (``pending``) and enqueue ``plan_goal`` for it.
 
@@ -101,6 +102,7 @@ def _submit(
             earlier goal is returned and nothing new happens.
         tenant_id: The owner of the goal; None: the ``default`` tenant (the operator,
             whose CLI submissions skip the per-minute and in-flight quotas).
+        batch_id: The batch this goal is part of (``POST /v1/batches``).
 
     The tenant's quotas (:mod:`shared.quotas`) apply: its model allowlist, goals per
     minute, goals in flight, and caps of ``max_tokens`` and ``max_cost_usd``.
@@ -155,6 +157,7 @@ def _submit(
             mode=request.mode,
             trace_id=traced.trace_id,
             traceparent=traced.traceparent,
+            batch_id=batch_id,
         )
     traced.record_goal(goal_id)
     if stored_fingerprint is not None:

@@ -22,12 +22,14 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.llm.rate_limit_rules import RateLimit, parse_rate_limits
 from shared.settings_bounds import BoundsSettings
+from shared.settings_console import ConsoleSettings
 from shared.settings_deploy import DeploySettings
 from shared.settings_react import ReactSettings
 from shared.settings_telemetry import TelemetrySettings
 
 
-class Settings(BoundsSettings, DeploySettings, ReactSettings, TelemetrySettings):
+class Settings(BoundsSettings, ConsoleSettings, DeploySettings, ReactSettings,
+               TelemetrySettings):
     """Configuration for every Taskforce process.
 
     Attributes:

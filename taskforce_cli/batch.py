@@ -16,8 +16,8 @@ from pydantic import ValidationError
 from shared import goals
 from shared.domain.models import GoalRequest, GoalStatus
 from shared.errors import ConfigurationError
+from shared.results import batch_result, not_submitted
 from shared.settings import get_settings
-from taskforce_cli.results import result_object
 
 # Fields of a goals file that are passed on to the goal's metadata. Reference answers
 # are deliberately not among them: nothing that runs a goal ever sees them.
@@ -108,13 +108,7 @@ def run_batch(
             advance(result["status"])
 
         def write(goal_id: uuid.UUID) -> None:
-            view = goals.get_goal(goal_id)
-            result = result_object(view)
-            result["goal_id"] = result.pop("id")
-            latency = (
-                (view.finished_at - view.created_at).total_seconds() if view.finished_at else None
-            )
-            record({"id": in_flight.pop(goal_id).input_id, **result, "latency_s": latency})
+            record(batch_result(goals.get_goal(goal_id), in_flight.pop(goal_id).input_id))
 
         while (waiting or in_flight) and time.monotonic() < deadline:
             while waiting and len(in_flight) < max_in_flight:
@@ -128,8 +122,5 @@ def run_batch(
         for goal_id in list(in_flight):
             write(goal_id)
         for item in waiting:
-            record({"id": item.input_id, "goal_id": None, "status": "not_submitted",
-                    "provider": None, "model": None, "simulated": None, "answer": None,
-                    "error": "batch timed out before submission",
-                    "tokens": 0, "cost_usd": 0.0, "steps": [], "latency_s": None})
+            record(not_submitted(item.input_id, "batch timed out before submission"))
     return results

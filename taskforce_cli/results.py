@@ -7,37 +7,7 @@ from collections import Counter
 from collections.abc import Sequence
 from typing import Any
 
-from shared.domain.models import Goal
-
-
-def result_object(view: Goal) -> dict[str, Any]:
-    """The final goal object: ``id``, ``status``, ``mode``, ``provider``, ``model``, ``simulated``
-    (True when no real model answered), ``answer``, ``error``, ``tokens``, ``cost_usd``
-    (USD) and ``steps`` (each with ``id``, ``kind``, ``tool``, ``status``,
-    ``started_at``, ``finished_at`` as ISO 8601 UTC)."""
-    return {
-        "id": str(view.id),
-        "status": view.status.value,
-        "mode": view.mode.value,
-        "provider": view.provider,
-        "model": view.model,
-        "simulated": view.simulated,
-        "answer": view.answer,
-        "error": view.error,
-        "tokens": view.tokens,
-        "cost_usd": view.cost_usd,
-        "steps": [
-            {
-                "id": step.id,
-                "kind": step.kind.value,
-                "tool": step.tool,
-                "status": step.status.value,
-                "started_at": step.started_at.isoformat() if step.started_at else None,
-                "finished_at": step.finished_at.isoformat() if step.finished_at else None,
-            }
-            for step in view.steps
-        ],
-    }
+from shared.results import result_object as result_object  # shared with the gateway
 
 
 def model_label(provider: str, model: str, simulated: bool) -> str:

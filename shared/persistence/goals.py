@@ -47,9 +47,10 @@ def create_goal(
     mode: str = "dag",
     trace_id: str | None = None,
     traceparent: str | None = None,
+    batch_id: uuid.UUID | None = None,
 ) -> tuple[uuid.UUID, str | None]:
     """Insert a goal in status ``pending``, owned by ``tenant_id``, run in ``mode``
-    (``dag`` or ``react``).
+    (``dag`` or ``react``), part of the batch ``batch_id`` if given.
 
     With an ``idempotency_key`` the tenant already used, nothing is inserted (the unique
     constraint decides between concurrent submissions) and the stored goal is returned.
@@ -80,6 +81,7 @@ def create_goal(
             mode=mode,
             trace_id=trace_id,
             traceparent=traceparent,
+            batch_id=batch_id,
         )
         .on_conflict_do_nothing(constraint="uq_goals_tenant_idempotency_key")
         .returning(goals.c.id)

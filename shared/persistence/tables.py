@@ -99,6 +99,7 @@ goals = Table(
     # The goal's trace (migration 0011): trace id (32 hex) and W3C traceparent.
     Column("trace_id", Text),
     Column("traceparent", Text),
+    Column("batch_id", UUID(as_uuid=True)),  # batches.id (migration 0012, batch_tables.py)
     Index("ix_goals_status_created", "status", "created_at"),
     Index("ix_goals_tenant_created", "tenant_id", "created_at"),
     Index("ix_goals_tenant_in_flight", "tenant_id",
@@ -142,6 +143,8 @@ steps = Table(
     Column("approval_by", Text),
     Column("approval_at", DateTime(timezone=True)),
     Column("approval_reason", Text),
+    # Set by a trigger when status or attempt changes (migration 0012): event streams.
+    Column("change_seq", BigInteger),
     PrimaryKeyConstraint("goal_id", "step_id"),
     Index("ix_steps_status_lease", "status", "lease_expires_at"),
     Index("ix_steps_queued", "status", "queued_at"),
