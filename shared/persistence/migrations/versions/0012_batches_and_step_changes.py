@@ -10,7 +10,7 @@ UPDATE of a step (lease heartbeats too) but only draws a number when status or a
 moved. An index on ``(tenant_id, created_at, id)`` serves the listing's keyset pages.
 
 Revision ID: 0012
-Revises: 0008
+Revises: 0011
 Create Date: 2026-11-21
 """
 
@@ -19,7 +19,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, UUID
 
 revision = "0012"
-down_revision = "0008"
+down_revision = "0011"
 branch_labels = None
 depends_on = None
 

@@ -12,14 +12,14 @@ query costs little however many finished steps the tables keep (0.3 ms on 200,00
 steps, deploy/k8s/README.md). A view keeps the query stable while the tables change.
 
 Revision ID: 0016
-Revises: 0008
+Revises: 0013
 Create Date: 2026-11-21
 """
 
 from alembic import op
 
 revision = "0016"
-down_revision = "0008"
+down_revision = "0013"
 branch_labels = None
 depends_on = None
 
