@@ -89,6 +89,13 @@ class GoalNotFoundError(RequestError):
     http_status: ClassVar[int] = 404
 
 
+class SessionNotFoundError(RequestError):
+    """The tenant has no session with the given id (HTTP 404; another tenant's session
+    is reported the same way)."""
+
+    http_status: ClassVar[int] = 404
+
+
 class GoalAlreadyFinishedError(RequestError):
     """The goal has already ended, so it cannot be cancelled (HTTP 409)."""
 

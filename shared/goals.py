@@ -31,6 +31,7 @@ from shared.persistence import approvals, views
 from shared.persistence import goals as goal_store
 from shared.persistence import keys as key_store
 from shared.persistence import retry as db_retry
+from shared.persistence import sessions as session_store
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
 from shared.tools.registry import default_registry
@@ -136,7 +137,11 @@ def submit(
                 else settings.goal_max_cost_usd, limits.max_cost_usd_per_goal),
             max_replans=request.max_replans,
             tenant_id=tenant_id or key_store.DEFAULT_TENANT_ID,
+            session_id=request.session_id,
         )
+        if request.session_id is not None and stored_fingerprint is None:
+            session_store.ensure_session(connection, session_id=request.session_id,
+                                         tenant_id=tenant_id or key_store.DEFAULT_TENANT_ID)
     if stored_fingerprint is not None:
         if stored_fingerprint != fingerprint:
             raise IdempotencyConflictError(

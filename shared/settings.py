@@ -22,9 +22,10 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.llm.rate_limit_rules import RateLimit, parse_rate_limits
 from shared.settings_bounds import BoundsSettings
+from shared.settings_memory import MemorySettings
 
 
-class Settings(BoundsSettings):
+class Settings(BoundsSettings, MemorySettings):
     """Configuration for every Taskforce process.
 
     Attributes:

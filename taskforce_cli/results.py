@@ -25,6 +25,8 @@ def result_object(view: Goal) -> dict[str, Any]:
         "error": view.error,
         "tokens": view.tokens,
         "cost_usd": view.cost_usd,
+        "session_id": view.session_id,
+        "reused_plan_from": str(view.reused_plan_from) if view.reused_plan_from else None,
         "steps": [
             {
                 "id": step.id,

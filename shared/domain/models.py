@@ -22,6 +22,8 @@ from shared.domain.refs import referenced_steps
 # the Integer step_id columns (shared.persistence.tables).
 MAX_STEP_ID = 10_000
 StepId = Annotated[int, Field(ge=1, le=MAX_STEP_ID)]
+# A session id: 1 to 128 letters, digits, ".", "_", ":" or "-" (no spaces, no "/").
+SESSION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
 
 def _settings() -> Any:
@@ -175,6 +177,9 @@ class GoalRequest(BaseModel):
         max_cost_usd: USD budget over all the goal's LLM calls (default: settings; finite,
             at most ``MAX_REQUEST_COST_USD``).
         max_replans: Replans allowed after failed steps (default: settings).
+        session_id: The session the goal continues (1 to 128 letters, digits, ``.``,
+            ``_``, ``:``, ``-``), per tenant: its planner and synthesizer see the
+            session's earlier goals and answers.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -187,6 +192,7 @@ class GoalRequest(BaseModel):
     max_tokens: int | None = Field(default=None, ge=1)
     max_cost_usd: float | None = Field(default=None, ge=0, allow_inf_nan=False)
     max_replans: int | None = Field(default=None, ge=0, le=5)
+    session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
 
     @field_validator("goal")
     @classmethod
@@ -288,6 +294,9 @@ class Goal(BaseModel):
         cost_usd: Cost of those calls in US dollars.
         awaiting_approval: Ids of the steps waiting for a person's approval (the goal
             stays ``running`` meanwhile).
+        session_id: The session the goal belongs to, if any.
+        reused_plan_from: The earlier goal whose plan this goal reused (entities
+            substituted) instead of a planning call; None when it was planned.
     """
 
     id: UUID
@@ -307,6 +316,8 @@ class Goal(BaseModel):
     steps: list[StepState]
     simulated: bool = False
     awaiting_approval: list[int] = Field(default_factory=list)
+    session_id: str | None = None
+    reused_plan_from: UUID | None = None
 
 
 class StepRun(BaseModel):

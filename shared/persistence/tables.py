@@ -94,11 +94,16 @@ goals = Table(
     Column("updated_at", DateTime(timezone=True), nullable=False, server_default=func.now()),
     Column("finished_at", DateTime(timezone=True)),
     Column("tenant_id", UUID(as_uuid=True), ForeignKey("tenants.id")),
+    # Session memory and plan reuse (migration 0010, shared.persistence.memory_tables).
+    Column("session_id", Text),
+    Column("reused_plan_from", UUID(as_uuid=True)),
     Index("ix_goals_status_created", "status", "created_at"),
     Index("ix_goals_tenant_created", "tenant_id", "created_at"),
     Index("ix_goals_tenant_in_flight", "tenant_id",
           postgresql_where=text("status NOT IN ('succeeded', 'failed', 'cancelled')")),
     UniqueConstraint("tenant_id", "idempotency_key", name="uq_goals_tenant_idempotency_key"),
+    Index("ix_goals_tenant_session", "tenant_id", "session_id", "created_at",
+          postgresql_where=text("session_id IS NOT NULL")),
 )
 
 plans = Table(

@@ -107,6 +107,8 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
         ],
         awaiting_approval=[s["step_id"] for s in step_rows
                            if s["status"] == StepStatus.AWAITING_APPROVAL.value],
+        session_id=row["session_id"],
+        reused_plan_from=row["reused_plan_from"],
     )
 
 

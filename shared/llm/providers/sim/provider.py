@@ -13,7 +13,7 @@ import json
 import time
 
 from shared.llm.base import LLMRequest, LLMResult, Usage, render
-from shared.llm.providers.sim import heuristics, replanning
+from shared.llm.providers.sim import followups, heuristics, replanning
 from shared.names import SIMULATED_MARK
 from shared.settings import Settings, get_settings
 
@@ -38,6 +38,7 @@ def simulated_latency_s(request: LLMRequest, settings: Settings) -> float:
         "plan": settings.sim_plan_latency_s,
         "synthesize": settings.sim_synthesize_latency_s,
         "validate": settings.sim_validate_latency_s,
+        "summarize": settings.sim_synthesize_latency_s,
     }[request.purpose]
     digest = hashlib.sha256(render(request).user.encode()).digest()
     unit = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
@@ -59,7 +60,7 @@ class SimProvider:
 
         Returns:
             ``plan``: Plan JSON. ``validate``: ``{"ok", "reason"}``. ``synthesize``:
-            ``{"answer"}``. Each also has ``"simulated": true``.
+            ``{"answer"}``. ``summarize``: ``{"summary"}``. Each also has ``"simulated": true``.
         """
         started = time.monotonic()
         payload = request.data
@@ -67,11 +68,14 @@ class SimProvider:
             data = replanning.replan(payload["goal"], payload["replan"])
             data["rationale"] = f"{SIMULATED_MARK} {data['rationale']}"
         elif request.purpose == "plan":
-            data = heuristics.plan_for_goal(payload["goal"])
+            data = heuristics.plan_for_goal(followups.resolve(payload["goal"],
+                                                              payload.get("session")))
             data["rationale"] = f"{SIMULATED_MARK} {data.get('rationale') or 'sim plan'}"
         elif request.purpose == "validate":
             data = heuristics.validate_output(payload)
             data["reason"] = f"{SIMULATED_MARK} {data.get('reason', '')}".strip()
+        elif request.purpose == "summarize":
+            data = {"summary": f"{SIMULATED_MARK} {followups.summarize(payload)}"}
         else:
             answer = heuristics.synthesize_answer(payload)
             data = {"answer": f"{SIMULATED_MARK} {answer}"}
