@@ -1,10 +1,13 @@
 """The planner: turn a goal into a validated plan (a DAG of steps) and start it.
 
 ``plan_goal`` runs once per goal and again for each replan. The goal's LLM proposes the
-plan through the ``plan`` role (:mod:`shared.llm.roles`); a ready-made plan from the
-request is taken as is. Either way the plan is validated before anything is stored, an
-invalid LLM answer gets one repair attempt, and the steps that can start are published
-only after the plan commits.
+plan through the ``plan`` role (:mod:`shared.llm.roles`), seeing the goal's session
+history and similar successful episodes of its tenant (:mod:`worker.memory`); a
+ready-made plan from the request is taken as is, and an earlier plan of the same
+template may be reused without a planning call (``docs/architecture.md``, "Memory").
+Whatever its source, the plan is validated before anything is stored, an invalid LLM
+answer gets one repair attempt, and the steps that can start are published only after
+the plan commits.
 """
 
 from __future__ import annotations

@@ -106,3 +106,35 @@ def find_reusable(connection: Connection, *, tenant_id: uuid.UUID | None, templa
         .limit(3)
     ).mappings().all()
     return [dict(r) for r in rows]
+
+
+def planning_figures(connection: Connection, *, goal_ids: list[uuid.UUID]
+                     ) -> dict[uuid.UUID, dict[str, Any]]:
+    """Per goal, what ``taskforce bench memory-reuse`` compares: its status and answer,
+    the goal it reused a plan from, its planning calls, and the seconds from its
+    submission to its first plan being stored (``plans.created_at`` of version 1 minus
+    ``goals.created_at``; planning calls, reuse lookups and queueing included).
+
+    Returns:
+        ``{goal_id: {"status", "answer", "reused_plan_from", "plan_calls",
+        "to_plan_s"}}`` (``to_plan_s`` None for a goal never planned).
+    """
+    from shared.persistence.tables import llm_calls
+
+    calls = (select(func.count()).where(llm_calls.c.goal_id == goals.c.id,
+                                        llm_calls.c.purpose == "plan")
+             .scalar_subquery())
+    first_plan = (select(plans.c.created_at)
+                  .where(plans.c.goal_id == goals.c.id, plans.c.version == 1)
+                  .scalar_subquery())
+    rows = connection.execute(
+        select(goals.c.id, goals.c.status, goals.c.answer, goals.c.reused_plan_from,
+               calls.label("plan_calls"),
+               func.extract("epoch", first_plan - goals.c.created_at).label("to_plan_s"))
+        .where(goals.c.id.in_(goal_ids))
+    ).mappings().all()
+    return {r["id"]: {"status": r["status"], "answer": r["answer"],
+                      "reused_plan_from": r["reused_plan_from"],
+                      "plan_calls": int(r["plan_calls"]),
+                      "to_plan_s": None if r["to_plan_s"] is None else float(r["to_plan_s"])}
+            for r in rows}
