@@ -37,11 +37,11 @@ def show(
     if as_json:
         out.print_json(json.dumps(view.model_dump(mode="json")))
         return
-    out.print(f"session {view.id}: {view.total_goals} goals")
+    out.print(f"session {view.id}: {view.total_goals} goals", markup=False)
     if view.summary:
-        out.print(f"summary ({view.summarized_goals} goals): {view.summary}")
+        out.print(f"summary ({view.summarized_goals} goals): {view.summary}", markup=False)
     for number, goal in enumerate(view.goals, start=1):
         outcome = goal.answer if goal.answer is not None else (goal.error or "")
         reused = f" (plan reused from {goal.reused_plan_from})" if goal.reused_plan_from else ""
-        out.print(f"{number}. [{goal.status.value}] {goal.goal}{reused}")
+        out.print(f"{number}. ({goal.status.value}) {goal.goal}{reused}", markup=False)
         out.print(f"   -> {outcome}", markup=False)

@@ -4,6 +4,7 @@ tenant-scoped, and compaction folds older goals into a running summary."""
 
 from __future__ import annotations
 
+import json
 import uuid
 
 import pytest
@@ -141,3 +142,26 @@ def test_compaction_folds_older_goals_into_a_running_summary(workers, llm_simula
     data = received(llm_simulator.simulator, "plan", "Double that number")
     assert data["session"]["summary"] == view.summary
     assert [g["goal"] for g in data["session"]["recent"]] == ["What is 3 * 10?"]
+
+
+def test_the_cli_continues_a_session_and_shows_it(workers) -> None:
+    from typer.testing import CliRunner
+
+    from taskforce_cli.main import app as cli
+
+    runner = CliRunner()
+    session = f"cli-{uuid.uuid4().hex[:8]}"
+    first = runner.invoke(cli, ["run", "What is 5 * 5?", "--session", session, "--json"])
+    assert first.exit_code == 0, first.output
+    second = runner.invoke(cli, ["run", "Double that number", "--session", session, "--json"])
+    assert second.exit_code == 0, second.output
+    result = json.loads(second.stdout)
+    assert result["session_id"] == session and result["answer"].endswith(" 50")
+    shown = runner.invoke(cli, ["session", "show", session, "--json"])
+    assert shown.exit_code == 0, shown.output
+    view = json.loads(shown.stdout)
+    assert [(g["goal"], g["answer"]) for g in view["goals"]] == [
+        ("What is 5 * 5?", json.loads(first.stdout)["answer"]),
+        ("Double that number", result["answer"])]
+    missing = runner.invoke(cli, ["session", "show", "no-such-session"])
+    assert missing.exit_code != 0 and "no session with id no-such-session" in missing.output
