@@ -26,6 +26,8 @@ def test_goals_differing_only_in_entities_share_a_template() -> None:
     assert template_of("What is 17 * 23?").text == "what is <N1> * <N2>?"
     assert template_of('Search for "green tea"').entities == {"<Q1>": "green tea"}
     assert (template_of("What is 2 * 2?").text != template_of("What is 2 * 3?").text)
+    shouted = template_of("BOTH Skyang Kangri and Pumari Chhish are both what?")
+    assert shouted.entities == {"<E1>": "Skyang Kangri", "<E2>": "Pumari Chhish"}
 
 
 def test_a_plan_is_carried_over_with_its_entities_substituted() -> None:

@@ -63,7 +63,7 @@ def _names(goal: str, taken: list[tuple[int, int]]) -> list[tuple[int, int]]:
     for match in _NAME.finditer(goal):
         start, end = match.span()
         words = match.group(0).split()
-        while words and words[0] in _STARTERS:  # "What Paris" -> "Paris"
+        while words and words[0].capitalize() in _STARTERS:  # "What Paris", "BOTH Paris"
             start = goal.index(words[0], start) + len(words[0])
             words = words[1:]
             while start < end and goal[start].isspace():
