@@ -33,8 +33,8 @@ def plan_calls(db, goal_id: uuid.UUID) -> int:
             {"id": goal_id}).scalar()
 
 
-def test_a_goal_of_the_same_template_reuses_the_plan_without_a_planning_call(workers, db
-                                                                             ) -> None:
+def test_a_goal_of_the_same_template_reuses_the_plan_without_a_planning_call(
+        workers, llm_simulator, db) -> None:
     tenant = new_tenant()
     first = run("What is 17 * 23?", tenant)
     assert first.status == "succeeded" and first.reused_plan_from is None
@@ -45,6 +45,8 @@ def test_a_goal_of_the_same_template_reuses_the_plan_without_a_planning_call(wor
     assert plan_calls(db, second.id) == 0
     assert second.steps[0].args == {"expression": "40 * 5"}
     assert second.answer.endswith(" 200")
+    other_model = run("What is 7 * 8?", tenant, provider="openai")
+    assert other_model.reused_plan_from is None  # a plan serves goals of its own model
     lookups = run("Were Scott Derrickson and Ed Wood of the same nationality?", tenant)
     again = run("Were Hayao Miyazaki and Tim Burton of the same nationality?", tenant)
     assert again.reused_plan_from == lookups.id and plan_calls(db, again.id) == 0

@@ -65,7 +65,8 @@ def reuse_plan(goal_id: uuid.UUID, goal: dict[str, Any], *,
         return None
     candidates = db_retry.run(
         lambda c: episode_index.find_reusable(c, tenant_id=goal["tenant_id"],
-                                             template=target.text, exclude=goal_id,
+                                             template=target.text, provider=goal["provider"],
+                                             model=goal["model"], exclude=goal_id,
                                              max_age_days=settings.plan_reuse_max_age_days),
         transactional=False)
     for candidate in candidates:

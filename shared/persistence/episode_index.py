@@ -88,17 +88,21 @@ def similar_episodes(connection: Connection, *, tenant_id: uuid.UUID | None, tex
 
 
 def find_reusable(connection: Connection, *, tenant_id: uuid.UUID | None, template: str,
-                  exclude: uuid.UUID, max_age_days: float) -> list[dict[str, Any]]:
-    """The tenant's newest reusable episodes with exactly this template (at most 3,
-    newest first), no older than ``max_age_days``.
+                  provider: str, model: str, exclude: uuid.UUID, max_age_days: float
+                  ) -> list[dict[str, Any]]:
+    """The tenant's newest reusable episodes with exactly this template whose goals ran
+    on ``provider`` and ``model`` (a plan is reused for goals that asked for the model
+    that wrote it), at most 3, newest first, no older than ``max_age_days``.
 
     Returns:
         ``[{"goal_id", "text", "plan"}]``.
     """
     rows = connection.execute(
         select(episode_index.c.goal_id, episode_index.c.text, episode_index.c.plan)
+        .join(goals, goals.c.id == episode_index.c.goal_id)
         .where(episode_index.c.tenant_id == tenant_id,
                episode_index.c.template == template,
+               goals.c.provider == provider, goals.c.model == model,
                episode_index.c.reusable.is_(True),
                episode_index.c.goal_id != exclude,
                episode_index.c.created_at > func.now() - timedelta(days=max_age_days))
