@@ -34,6 +34,10 @@ def beat_schedule(settings: Settings) -> dict[str, dict[str, Any]]:
         },
         "rollup-costs": {"task": names.ROLLUP_COSTS, "schedule": 300.0},
         "clean-memory": {"task": names.CLEAN_MEMORY, "schedule": crontab(hour=3, minute=17)},
+        # Session summaries off the request path; a pass is bounded by its batch size.
+        "compact-sessions": {"task": names.COMPACT_SESSIONS,
+                             "schedule": settings.session_compact_interval_s,
+                             "options": {"expires": settings.session_compact_interval_s}},
     }
 
 

@@ -5,6 +5,7 @@ from __future__ import annotations
 from scheduler import reconciler
 from shared import names
 from shared.celery_app import app
+from shared.memory.compaction import compact_sessions as compact_sessions_pass
 from shared.persistence import maintenance
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
@@ -32,3 +33,10 @@ def rollup_costs() -> int:
     Returns the number of rollup rows written."""
     with get_engine().begin() as connection:
         return maintenance.rollup_costs(connection, days=2)
+
+
+@app.task(name=names.COMPACT_SESSIONS, ignore_result=True)
+def compact_sessions() -> dict[str, int]:
+    """One session compaction pass (:func:`shared.memory.compaction.compact_sessions`);
+    returns its counts."""
+    return compact_sessions_pass()

@@ -82,6 +82,7 @@ def celery_config(settings: Settings) -> dict[str, Any]:
             names.CLEAN_MEMORY: {"queue": names.MAINTENANCE_QUEUE},
             names.ROLLUP_COSTS: {"queue": names.MAINTENANCE_QUEUE},
             names.RECONCILE: {"queue": names.MAINTENANCE_QUEUE},
+            names.COMPACT_SESSIONS: {"queue": names.MAINTENANCE_QUEUE},
             names.NOOP: {"queue": names.BENCH_QUEUE},
         },
         # Task events feed Flower. Workers send them (received, started, succeeded);

@@ -31,6 +31,7 @@ from shared.persistence import approvals, views
 from shared.persistence import goals as goal_store
 from shared.persistence import keys as key_store
 from shared.persistence import retry as db_retry
+from shared.persistence import sessions as session_store
 from shared.persistence.db import get_engine
 from shared.settings import get_settings
 from shared.telemetry import goal_trace
@@ -158,7 +159,11 @@ def _submit(
             trace_id=traced.trace_id,
             traceparent=traced.traceparent,
             batch_id=batch_id,
+            session_id=request.session_id,
         )
+        if request.session_id is not None and stored_fingerprint is None:
+            session_store.ensure_session(connection, session_id=request.session_id,
+                                         tenant_id=tenant_id or key_store.DEFAULT_TENANT_ID)
     traced.record_goal(goal_id)
     if stored_fingerprint is not None:
         if stored_fingerprint != fingerprint:

@@ -11,6 +11,7 @@ REACT_TURN = "taskforce.react_turn"
 CLEAN_MEMORY = "taskforce.maintenance.clean_memory"
 ROLLUP_COSTS = "taskforce.maintenance.rollup_costs"
 RECONCILE = "taskforce.maintenance.reconcile"
+COMPACT_SESSIONS = "taskforce.memory.compact_sessions"
 NOOP = "taskforce.bench.noop"
 
 # Queues. Planning and steps share one queue by default so any worker can take either;

@@ -24,12 +24,13 @@ from shared.llm.rate_limit_rules import RateLimit, parse_rate_limits
 from shared.settings_bounds import BoundsSettings
 from shared.settings_console import ConsoleSettings
 from shared.settings_deploy import DeploySettings
+from shared.settings_memory import MemorySettings
 from shared.settings_react import ReactSettings
 from shared.settings_telemetry import TelemetrySettings
 
 
-class Settings(BoundsSettings, ConsoleSettings, DeploySettings, ReactSettings,
-               TelemetrySettings):
+class Settings(BoundsSettings, ConsoleSettings, DeploySettings, MemorySettings,
+               ReactSettings, TelemetrySettings):
     """Configuration for every Taskforce process.
 
     Attributes:

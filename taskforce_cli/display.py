@@ -104,4 +104,8 @@ def outcome_lines(view: Goal) -> list[str]:
         lines.append(f"[red]error:[/red] {escape(view.error)}")
     lines.append(f"model: {escape(model_label(view.provider, view.model, view.simulated))}")
     lines.append(f"tokens: {view.tokens:,}  cost: ${view.cost_usd:.6f}")
+    if view.session_id:
+        lines.append(f"session: {escape(view.session_id)}")
+    if view.reused_plan_from:
+        lines.append(f"plan reused from goal {view.reused_plan_from} (no planning call)")
     return lines

@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared import goals, telemetry
 from shared.errors import TaskforceError
 from shared.settings import get_settings
-from taskforce_cli import approvals, health, keys, servers
+from taskforce_cli import approvals, health, keys, servers, sessions
 from taskforce_cli.console import ConcurrencyOption, err, fail, out
 
 app = typer.Typer(
@@ -32,6 +32,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(keys.app, name="keys")
+app.add_typer(sessions.app, name="session")
 
 WorkersOption = Annotated[
     Optional[int],
@@ -55,6 +56,8 @@ def run(
     workers: WorkersOption = None,
     concurrency: ConcurrencyOption = None,
     timeout: Annotated[float, typer.Option(help="Seconds to wait for the goal.")] = 600.0,
+    session: Annotated[Optional[str], typer.Option(
+        help="Continue this session: the goal sees its earlier goals and answers.")] = None,
 ) -> None:
     """Submit one goal, show its DAG's progress, print the answer and its steps (a
     simulated answer and model are marked so)."""
@@ -64,7 +67,8 @@ def run(
     from taskforce_cli.results import result_object
 
     try:
-        request = GoalRequest(goal=goal, provider=provider, model=model, mode=mode)
+        request = GoalRequest(goal=goal, provider=provider, model=model, mode=mode,
+                              session_id=session)
         with local_fleet(workers=workers, concurrency=concurrency):
             telemetry.setup("cli")  # the goal's trace starts here (when OTEL_* is set)
             goal_id = goals.submit_goal(request)

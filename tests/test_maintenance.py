@@ -13,7 +13,7 @@ from tests.support.waiting import wait_until
 
 def test_beat_schedules_every_maintenance_job() -> None:
     assert {entry["task"] for entry in beat_app.conf.beat_schedule.values()} == {
-        names.RECONCILE, names.ROLLUP_COSTS, names.CLEAN_MEMORY}
+        names.RECONCILE, names.ROLLUP_COSTS, names.CLEAN_MEMORY, names.COMPACT_SESSIONS}
 
 
 def test_costs_are_rolled_up_per_day_provider_and_model(run_goal, db) -> None:  # noqa: ANN001

@@ -40,6 +40,7 @@ from shared.persistence.db import get_engine
 from shared.settings import get_settings
 from shared.telemetry import genai, instruments
 from shared.tools.base import ToolContext
+from worker import memory
 from worker.cancellation import GoalCancellationCheck
 from worker.leases import LeaseKeeper
 from worker.metering import metered_call
@@ -98,7 +99,8 @@ def _execute(claim: step_store.ClaimedStep) -> Any:
         if not verdict.ok:
             raise ToolError(f"validation_failed: {verdict.reason}")
         return verdict.model_dump() | {"simulated": result.simulated}
-    request = roles.synthesize_request(claim.goal_text, model=claim.model, args=args)
+    request = roles.synthesize_request(claim.goal_text, model=claim.model, args=args,
+                                       session=memory.session_history(claim.goal_id))
     result = metered_call(goal_id=claim.goal_id, step_id=claim.step_id,
                        provider_name=claim.provider, model=claim.model, request=request)
     answer = roles.parse_output(result, roles.Answer)

@@ -1,10 +1,13 @@
 """The planner: turn a goal into a validated plan (a DAG of steps) and start it.
 
 ``plan_goal`` runs once per goal and again for each replan. The goal's LLM proposes the
-plan through the ``plan`` role (:mod:`shared.llm.roles`); a ready-made plan from the
-request is taken as is. Either way the plan is validated before anything is stored, an
-invalid LLM answer gets one repair attempt, and the steps that can start are published
-only after the plan commits.
+plan through the ``plan`` role (:mod:`shared.llm.roles`), seeing the goal's session
+history and similar successful episodes of its tenant (:mod:`worker.memory`); a
+ready-made plan from the request is taken as is, and an earlier plan of the same
+template may be reused without a planning call (``docs/architecture.md``, "Memory").
+Whatever its source, the plan is validated before anything is stored, an invalid LLM
+answer gets one repair attempt, and the steps that can start are published only after
+the plan commits.
 """
 
 from __future__ import annotations
@@ -12,6 +15,7 @@ from __future__ import annotations
 import json
 import logging
 import uuid
+from collections.abc import Callable
 from typing import Any
 
 from sqlalchemy.engine import Connection
@@ -31,6 +35,7 @@ from shared.messages import publish_plan, publish_steps
 from shared.persistence import goals as goal_store
 from shared.persistence import retry as db_retry
 from shared.settings import get_settings
+from worker import memory
 from worker.metering import metered_call
 from worker.process_state import registry
 from worker.react import take_turn
@@ -46,16 +51,9 @@ def _finish(goal_id: uuid.UUID, status: GoalStatus, *, error: str | None = None)
     db_retry.run(work)
 
 
-def _obtain_plan(
-    gid: uuid.UUID, goal: dict[str, Any], context: dict[str, Any] | None,
-) -> Plan:
-    """The goal's ready-made plan, or the LLM's, validated; one repair attempt for an
-    answer that is not valid JSON or breaks a plan rule.
-
-    Raises:
-        PlanInvalidError: The plan (after its repair attempt) is still invalid.
-        BudgetExceededError, RateLimitedError, LLMError: From the planning call.
-    """
+def _checker(context: dict[str, Any] | None) -> Callable[[dict[str, Any]], Plan]:
+    """Plan validation with this worker's tools and caps (and, for a replan, the steps
+    of earlier plans the new one may refer to)."""
     settings = get_settings()
     completed = frozenset(c["id"] for c in context["completed"]) if context else frozenset()
     used = frozenset(context["used_step_ids"]) if context else frozenset()
@@ -65,16 +63,42 @@ def _obtain_plan(
                              max_fan_out=settings.max_fan_out, completed=completed,
                              used_ids=used)
 
+    return check
+
+
+def _obtain_plan(
+    gid: uuid.UUID, goal: dict[str, Any], context: dict[str, Any] | None,
+) -> tuple[Plan, uuid.UUID | None]:
+    """The goal's ready-made plan, a reused one, or the LLM's, validated; one repair
+    attempt for an answer that is not valid JSON or breaks a plan rule. The LLM sees
+    the goal's session history and, for a first plan, similar successful episodes.
+
+    Returns:
+        The plan, and the goal whose plan was reused (None: not reused).
+
+    Raises:
+        PlanInvalidError: The plan (after its repair attempt) is still invalid.
+        BudgetExceededError, RateLimitedError, LLMError: From the planning call.
+    """
+    check = _checker(context)
     if goal["requested_plan"] is not None and context is None:
-        return check(goal["requested_plan"])
+        return check(goal["requested_plan"]), None
+    session = memory.session_history(gid)
+    examples: list[dict[str, Any]] = []
+    if context is None:
+        if session is None and (reused := memory.reuse_plan(gid, goal, check=check)):
+            return reused
+        examples = memory.examples(gid, goal)
     repair: dict[str, Any] | None = None
     for attempt in (1, 2):
         request = roles.plan_request(goal["text"], model=goal["model"], registry=registry(),
-                                     replan=context, repair=repair)
+                                     replan=context, repair=repair, session=session,
+                                     examples=examples)
         try:
             result = metered_call(goal_id=gid, step_id=None, provider_name=goal["provider"],
                                model=goal["model"], request=request)
-            return check({k: v for k, v in result.data.items() if k in ("steps", "rationale")})
+            return check({k: v for k, v in result.data.items()
+                          if k in ("steps", "rationale")}), None
         except MalformedOutputError as exc:
             problem, previous = f"the answer is not valid JSON: {exc}", exc.raw
         except PlanInvalidError as exc:
@@ -113,7 +137,7 @@ def plan_goal(goal_id: str) -> None:
     if goal["plan_version"] > 0:
         context = db_retry.run(lambda c: goal_store.replan_context(c, goal_id=gid))
     try:
-        plan = _obtain_plan(gid, goal, context)
+        plan, reused_from = _obtain_plan(gid, goal, context)
     except RateLimitedError as exc:
         db_retry.run(lambda c: goal_store.defer_planning(c, goal_id=gid))
         publish_plan(gid, countdown=exc.retry_after_s)
@@ -133,9 +157,15 @@ def plan_goal(goal_id: str) -> None:
         _finish(gid, GoalStatus.FAILED, error=f"planner_failed: {type(exc).__name__}")
         return
     completed = frozenset(c["id"] for c in context["completed"]) if context else frozenset()
+
+    def store(connection: Connection) -> list[tuple[int, str]] | None:
+        roots = goal_store.start_plan(connection, goal_id=gid, plan=plan, completed=completed)
+        if roots is not None and reused_from is not None:
+            goal_store.mark_plan_reused(connection, goal_id=gid, source=reused_from)
+        return roots
+
     try:
-        roots = db_retry.run(
-            lambda c: goal_store.start_plan(c, goal_id=gid, plan=plan, completed=completed))
+        roots = db_retry.run(store)
     except DBAPIError as exc:
         if db_retry.is_transient(exc):
             raise  # an outage outlasting DB_RETRY_MAX_S: the reconciler re-publishes

@@ -22,6 +22,8 @@ from shared.domain.refs import referenced_steps
 # the Integer step_id columns (shared.persistence.tables).
 MAX_STEP_ID = 10_000
 StepId = Annotated[int, Field(ge=1, le=MAX_STEP_ID)]
+# A session id: 1 to 128 letters, digits, ".", "_", ":" or "-" (no spaces, no "/").
+SESSION_ID_PATTERN = r"^[A-Za-z0-9._:-]{1,128}$"
 
 
 def _settings() -> Any:
@@ -187,6 +189,9 @@ class GoalRequest(BaseModel):
         max_replans: Replans allowed after failed steps (default: settings).
         mode: ``dag`` (default) or ``react`` (:class:`GoalMode`); a ready-made ``plan``
             is ``dag`` only.
+        session_id: The session the goal continues (1 to 128 letters, digits, ``.``,
+            ``_``, ``:``, ``-``), per tenant: its planner and synthesizer see the
+            session's earlier goals and answers.
     """
 
     model_config = ConfigDict(extra="forbid")
@@ -207,6 +212,7 @@ class GoalRequest(BaseModel):
             raise ValueError("a ready-made plan runs in mode dag; mode react chooses each "
                              "action as it goes")
         return self
+    session_id: str | None = Field(default=None, pattern=SESSION_ID_PATTERN)
 
     @field_validator("goal")
     @classmethod
@@ -311,6 +317,9 @@ class Goal(BaseModel):
         mode: ``dag`` or ``react`` (:class:`GoalMode`).
         trace_id: The OpenTelemetry trace the goal runs in (32 hex digits): look it up
             in the tracing backend the deployment exports to. None when tracing is off.
+        session_id: The session the goal belongs to, if any.
+        reused_plan_from: The earlier goal whose plan this goal reused (entities
+            substituted) instead of a planning call; None when it was planned.
     """
 
     id: UUID
@@ -332,6 +341,8 @@ class Goal(BaseModel):
     awaiting_approval: list[int] = Field(default_factory=list)
     mode: GoalMode = GoalMode.DAG
     trace_id: str | None = None
+    session_id: str | None = None
+    reused_plan_from: UUID | None = None
 
 
 class StepRun(BaseModel):

@@ -11,7 +11,7 @@ from typing import Any, Literal, NamedTuple, Protocol
 
 from pydantic import BaseModel, Field
 
-Purpose = Literal["plan", "validate", "synthesize", "react"]
+Purpose = Literal["plan", "validate", "synthesize", "react", "summarize"]
 
 
 class Usage(BaseModel):
@@ -38,8 +38,8 @@ class LLMRequest(BaseModel):
     then one user message holding the ``data`` section and the ``instruction``.
 
     Attributes:
-        purpose: Which role asks (``plan``, ``validate``, ``synthesize``, or ``react``
-            for one turn of a ReAct goal).
+        purpose: Which role asks (``plan``, ``validate``, ``synthesize``, ``react`` for
+            one turn of a ReAct goal, or ``summarize``, the session compaction's).
         model: Model name as the provider knows it.
         system: System prompt (the role's fixed instructions).
         instruction: The task, in a sentence or two, after the data section; it names

@@ -19,6 +19,7 @@ from pydantic import BaseModel, Field, ValidationError
 from shared.domain.models import Plan
 from shared.errors import LLMError
 from shared.llm.base import LLMProvider, LLMRequest, LLMResult, truncate_untrusted
+from shared.llm.memory_data import bounded_examples, bounded_session
 from shared.settings import get_settings
 from shared.telemetry import genai
 from shared.tools.registry import ToolRegistry
@@ -47,6 +48,11 @@ Rules:
   "replan.failed" the ones that failed; number new steps from "replan.next_step_id".
 - When the data has "repair", your previous answer ("repair.previous") was rejected for
   "repair.error": return a corrected plan.
+- When the data has "session", the goal continues a conversation: "session.recent" are
+  its earlier goals with their answers, "session.summary" what came before them. A goal
+  such as "double that number" refers to them: write their values into the plan.
+- When the data has "examples", they are earlier goals that succeeded, with the plans
+  that ran: follow their shape where it fits this goal.
 {DATA_RULES}"""
 
 VALIDATOR_SYSTEM = (
@@ -58,7 +64,8 @@ VALIDATOR_SYSTEM = (
 SYNTHESIZER_SYSTEM = (
     "You write the final answer to the goal (\"goal\" in the data) from the outputs of "
     "the steps that ran and the instruction of the final step (\"args\" in the data; "
-    "without \"args.instruction\", answer the goal itself). "
+    "without \"args.instruction\", answer the goal itself). When the data has "
+    "\"session\", the goal continues a conversation (earlier goals and answers). "
     "Be brief and direct. Answer JSON {\"answer\": str}.\n" + DATA_RULES
 )
 
@@ -75,9 +82,17 @@ Each answer is one JSON object fitting the schema:
 Never give both "tool" and "answer". You have "turns_left" turns, this one included.
 {DATA_RULES}"""
 
+SUMMARIZER_SYSTEM = (
+    "You keep the running summary of a conversation with an agent. \"summary\" in the "
+    "data is the summary so far (may be null), \"goals\" the goals to add, each with its "
+    "status and answer. Write one summary of everything, keeping names, numbers and "
+    "answers a later goal may refer to, in at most \"max_chars\" characters. "
+    "Answer JSON {\"summary\": str}.\n" + DATA_RULES
+)
+
 SYSTEM_PROMPTS: dict[str, str] = {
     "plan": PLANNER_SYSTEM, "validate": VALIDATOR_SYSTEM, "synthesize": SYNTHESIZER_SYSTEM,
-    "react": REACT_SYSTEM,
+    "react": REACT_SYSTEM, "summarize": SUMMARIZER_SYSTEM,
 }
 """The system prompt of each purpose (the simulator tells purposes apart by them)."""
 
@@ -110,6 +125,12 @@ class ReactTurn(BaseModel):
     answer: str | None = None
 
 
+class Summary(BaseModel):
+    """A session's running summary (the compaction job's answer)."""
+
+    summary: str = Field(min_length=1)
+
+
 def untrusted(value: Any) -> Any:
     """``value`` (a step output, an error, an earlier answer) cut to
     ``LLM_UNTRUSTED_MAX_CHARS`` characters (:func:`~shared.llm.base.truncate_untrusted`)."""
@@ -132,7 +153,8 @@ def purpose_of(system: str) -> str | None:
 
 def plan_request(
     goal: str, *, model: str, registry: ToolRegistry, replan: dict[str, Any] | None = None,
-    repair: dict[str, Any] | None = None,
+    repair: dict[str, Any] | None = None, session: dict[str, Any] | None = None,
+    examples: list[dict[str, Any]] | None = None,
 ) -> LLMRequest:
     """Build the planning request for ``goal`` with the tools of ``registry``.
 
@@ -144,6 +166,11 @@ def plan_request(
             completed steps (reusable by id), the failed ones and the first free id.
         repair: For the one repair attempt, ``{"error": str, "previous": str}``: what
             was wrong with the previous answer, and that answer.
+        session: The goal's session history
+            (:func:`shared.persistence.sessions.history_for_goal`), bounded by
+            :func:`shared.llm.memory_data.bounded_session`.
+        examples: Similar successful episodes (:mod:`shared.persistence.episode_index`),
+            bounded by :func:`shared.llm.memory_data.bounded_examples`.
 
     Step outputs, errors and the previous answer are cut to ``LLM_UNTRUSTED_MAX_CHARS``
     characters each (:func:`untrusted`).
@@ -153,6 +180,10 @@ def plan_request(
         for t in registry
     ]
     data: dict[str, Any] = {"goal": goal, "tools": tools}
+    if session:
+        data["session"] = bounded_session(session)
+    if examples:
+        data["examples"] = bounded_examples(examples)
     instruction = "Plan the goal. Return the plan as JSON."
     if replan is not None:
         data["replan"] = _bounded_replan(replan)
@@ -184,8 +215,10 @@ def validate_request(goal: str, *, model: str, criteria: str, target: Any) -> LL
     )
 
 
-def synthesize_request(goal: str, *, model: str, args: dict[str, Any]) -> LLMRequest:
-    """Build the final-answer request; ``args`` are the synthesize step's resolved args.
+def synthesize_request(goal: str, *, model: str, args: dict[str, Any],
+                       session: dict[str, Any] | None = None) -> LLMRequest:
+    """Build the final-answer request; ``args`` are the synthesize step's resolved args,
+    ``session`` the goal's session history (bounded as for planning), if any.
 
     An ``instruction`` that only repeats the goal is left out (the goal is stated once).
     Each input (each item of ``args["inputs"]``) and each other argument, which may
@@ -196,12 +229,15 @@ def synthesize_request(goal: str, *, model: str, args: dict[str, Any]) -> LLMReq
     args = {key: [untrusted(item) for item in value]
             if key == "inputs" and isinstance(value, list) else untrusted(value)
             for key, value in args.items()}
+    data: dict[str, Any] = {"goal": goal, "args": args}
+    if session:
+        data["session"] = bounded_session(session)
     return LLMRequest(
         purpose="synthesize",
         model=model,
         system=SYNTHESIZER_SYSTEM,
         instruction="Write the final answer to the goal.",
-        data={"goal": goal, "args": args},
+        data=data,
         output_schema=Answer.model_json_schema(),
         max_output_tokens=512,
     )
@@ -248,6 +284,25 @@ def react_request(
         data=data,
         output_schema=ReactTurn.model_json_schema(),
         max_output_tokens=1_024,
+    )
+
+
+def summarize_request(summary: str | None, goals: list[dict[str, Any]], *, model: str
+                      ) -> LLMRequest:
+    """Build the request that folds ``goals`` (``{"goal", "status", "answer", "error"}``,
+    oldest first) into a session's running ``summary`` (at most
+    ``SESSION_SUMMARY_MAX_CHARS`` characters; each goal bounded as in a prompt)."""
+    limit = get_settings().session_summary_max_chars
+    bounded = bounded_session({"summary": summary, "recent": goals}, count=len(goals))
+    return LLMRequest(
+        purpose="summarize",
+        model=model,
+        system=SUMMARIZER_SYSTEM,
+        instruction="Write the new running summary.",
+        data={"summary": bounded.get("summary"), "goals": bounded["recent"],
+              "max_chars": limit},
+        output_schema=Summary.model_json_schema(),
+        max_output_tokens=max(256, limit // 2),
     )
 
 

@@ -19,6 +19,7 @@ from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
 from shared.domain.models import GoalStatus, Plan, StepStatus
+from shared.persistence.episode_index import index_episode
 from shared.persistence.tables import goals, plans, steps
 from shared.persistence.views import write_episode
 from shared.telemetry import goal_trace
@@ -48,6 +49,7 @@ def create_goal(
     trace_id: str | None = None,
     traceparent: str | None = None,
     batch_id: uuid.UUID | None = None,
+    session_id: str | None = None,
 ) -> tuple[uuid.UUID, str | None]:
     """Insert a goal in status ``pending``, owned by ``tenant_id``, run in ``mode``
     (``dag`` or ``react``), part of the batch ``batch_id`` if given.
@@ -82,6 +84,7 @@ def create_goal(
             trace_id=trace_id,
             traceparent=traceparent,
             batch_id=batch_id,
+            session_id=session_id,
         )
         .on_conflict_do_nothing(constraint="uq_goals_tenant_idempotency_key")
         .returning(goals.c.id)
@@ -135,7 +138,7 @@ def claim_goal_for_planning(
         .values(status=GoalStatus.PLANNING.value, updated_at=func.now())
         .returning(goals.c.id, goals.c.text, goals.c.provider, goals.c.model,
                    goals.c.plan_version, goals.c.requested_plan, goals.c.replans,
-                   goals.c.mode)
+                   goals.c.mode, goals.c.tenant_id)
     ).mappings().first()
     return dict(row) if row else None
 
@@ -200,6 +203,13 @@ def start_plan(
         )
     connection.execute(steps.insert(), rows)
     return roots
+
+
+def mark_plan_reused(connection: Connection, *, goal_id: uuid.UUID,
+                     source: uuid.UUID) -> None:
+    """Record that the goal runs the plan of the earlier goal ``source`` (reused)."""
+    connection.execute(update(goals).where(goals.c.id == goal_id)
+                       .values(reused_plan_from=source))
 
 
 def _skip_unstarted_steps(connection: Connection, goal_id: uuid.UUID) -> None:
@@ -288,6 +298,7 @@ def finish_goal(
     _skip_unstarted_steps(connection, goal_id)
     write_episode(connection, goal_id=goal_id)
     goal_trace.goal_ended(goal_id, status.value, error)
+    index_episode(connection, goal_id=goal_id)
     return True
 
 

@@ -100,11 +100,16 @@ goals = Table(
     Column("trace_id", Text),
     Column("traceparent", Text),
     Column("batch_id", UUID(as_uuid=True)),  # batches.id (migration 0012, batch_tables.py)
+    # Session memory and plan reuse (migration 0010, shared.persistence.memory_tables).
+    Column("session_id", Text),
+    Column("reused_plan_from", UUID(as_uuid=True)),
     Index("ix_goals_status_created", "status", "created_at"),
     Index("ix_goals_tenant_created", "tenant_id", "created_at"),
     Index("ix_goals_tenant_in_flight", "tenant_id",
           postgresql_where=text("status NOT IN ('succeeded', 'failed', 'cancelled')")),
     UniqueConstraint("tenant_id", "idempotency_key", name="uq_goals_tenant_idempotency_key"),
+    Index("ix_goals_tenant_session", "tenant_id", "session_id", "created_at",
+          postgresql_where=text("session_id IS NOT NULL")),
 )
 
 plans = Table(

@@ -109,6 +109,8 @@ def get_goal_view(connection: Connection, *, goal_id: uuid.UUID) -> Goal:
                            if s["status"] == StepStatus.AWAITING_APPROVAL.value],
         mode=row["mode"],
         trace_id=row["trace_id"],
+        session_id=row["session_id"],
+        reused_plan_from=row["reused_plan_from"],
     )
 
 

@@ -108,8 +108,9 @@ def prompt_tokens(*, quick: bool, progress: Console | None) -> dict[str, Any]:
     config = SimulatorConfig(latency_s={"plan": 0.0, "validate": 0.0, "synthesize": 0.0})
     results: dict[str, Any] = {}
     with running(config) as sim, local_fleet(workers=0) as fleet:
+        # No plan reuse: a second run on the same database would reuse the first's plans.
         worker_env = {"OPENAI_BASE_URL": sim.openai_base_url, "OPENAI_API_KEY": "sim-bench",
-                      "SIM_LATENCY_SCALE": "0"}
+                      "SIM_LATENCY_SCALE": "0", "PLAN_REUSE_ENABLED": "false"}
         fleet.workers.extend(
             start_worker(f"tokens{i + 1}-{os.getpid()}", log_dir=log_dir, env=worker_env)
             for i in range(WORKERS)

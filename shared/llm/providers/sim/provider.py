@@ -13,7 +13,7 @@ import json
 import time
 
 from shared.llm.base import LLMRequest, LLMResult, Usage, render
-from shared.llm.providers.sim import heuristics, react, replanning
+from shared.llm.providers.sim import followups, heuristics, react, replanning
 from shared.names import SIMULATED_MARK
 from shared.settings import Settings, get_settings
 
@@ -42,6 +42,7 @@ def simulated_latency_s(request: LLMRequest, settings: Settings, *,
         "validate": settings.sim_validate_latency_s,
         "react": (settings.sim_synthesize_latency_s if answers_goal
                   else settings.sim_react_latency_s),
+        "summarize": settings.sim_synthesize_latency_s,
     }[request.purpose]
     digest = hashlib.sha256(render(request).user.encode()).digest()
     unit = int.from_bytes(digest[:8], "big") / 2**64  # uniform in [0, 1)
@@ -64,7 +65,8 @@ class SimProvider:
         Returns:
             ``plan``: Plan JSON. ``validate``: ``{"ok", "reason"}``. ``synthesize``:
             ``{"answer"}``. ``react``: ``{"thought", "tool", "args"}`` or
-            ``{"thought", "answer"}``. Each also has ``"simulated": true``.
+            ``{"thought", "answer"}``. ``summarize``: ``{"summary"}``. Each also has
+            ``"simulated": true``.
         """
         started = time.monotonic()
         payload = request.data
@@ -72,7 +74,8 @@ class SimProvider:
             data = replanning.replan(payload["goal"], payload["replan"])
             data["rationale"] = f"{SIMULATED_MARK} {data['rationale']}"
         elif request.purpose == "plan":
-            data = heuristics.plan_for_goal(payload["goal"])
+            data = heuristics.plan_for_goal(followups.resolve(payload["goal"],
+                                                              payload.get("session")))
             data["rationale"] = f"{SIMULATED_MARK} {data.get('rationale') or 'sim plan'}"
         elif request.purpose == "react":
             data = react.next_turn(payload)
@@ -82,6 +85,8 @@ class SimProvider:
         elif request.purpose == "validate":
             data = heuristics.validate_output(payload)
             data["reason"] = f"{SIMULATED_MARK} {data.get('reason', '')}".strip()
+        elif request.purpose == "summarize":
+            data = {"summary": f"{SIMULATED_MARK} {followups.summarize(payload)}"}
         else:
             answer = heuristics.synthesize_answer(payload)
             data = {"answer": f"{SIMULATED_MARK} {answer}"}

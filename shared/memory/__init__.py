@@ -1,0 +1,1 @@
+"""Session and episodic memory: goal templates and plan reuse, session compaction."""
