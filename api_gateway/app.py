@@ -23,7 +23,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
-from api_gateway import approvals
+from api_gateway import approvals, memory
 from api_gateway.auth import requires
 from api_gateway.errors import responses
 from api_gateway.limits import RequestLimits
@@ -133,6 +133,7 @@ def create_app() -> FastAPI:
         return goals.get_goal(goal_id, tenant_id=principal.tenant_id)
 
     app.include_router(approvals.build_router())
+    app.include_router(memory.build_router())
 
     @app.get("/healthz")
     def healthz() -> JSONResponse:

@@ -31,8 +31,12 @@ GOALS_CANCEL = "goals:cancel"
 PLANS_SUBMIT = "plans:submit"  # ready-made plans: run without a planner, so off by default
 KEYS_ADMIN = "keys:admin"
 STEPS_APPROVE = "steps:approve"  # approve or reject risky steps: a person's decision
-ALL_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL, PLANS_SUBMIT, KEYS_ADMIN, STEPS_APPROVE)
-DEFAULT_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL)
+MEMORY_READ = "memory:read"  # recall and read the tenant's long-term memory
+MEMORY_WRITE = "memory:write"  # remember and delete facts in it
+ALL_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL, PLANS_SUBMIT, KEYS_ADMIN, STEPS_APPROVE,
+              MEMORY_READ, MEMORY_WRITE)
+# Memory is on by default: a goal's own ``remember``/``recall`` steps reach the same data.
+DEFAULT_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL, MEMORY_READ, MEMORY_WRITE)
 
 KEY_PREFIX = "tf"
 KEY_ID_BYTES = 6  # 12 hex digits: a public label, not a secret

@@ -22,9 +22,10 @@ from pydantic_settings import NoDecode, SettingsConfigDict
 
 from shared.llm.rate_limit_rules import RateLimit, parse_rate_limits
 from shared.settings_bounds import BoundsSettings
+from shared.settings_memory import MemorySettings
 
 
-class Settings(BoundsSettings):
+class Settings(BoundsSettings, MemorySettings):
     """Configuration for every Taskforce process.
 
     Attributes:
@@ -229,7 +230,7 @@ class Settings(BoundsSettings):
 
     @field_validator("openai_base_url", "anthropic_base_url", "openai_compatible_base_url",
                      "openai_api_key", "anthropic_api_key", "openai_compatible_api_key",
-                     "flower_basic_auth", mode="before")
+                     "flower_basic_auth", "memory_default_ttl_s", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """Treat an empty variable (``OPENAI_API_KEY=``) as not set."""

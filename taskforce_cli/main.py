@@ -21,7 +21,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared import goals
 from shared.errors import TaskforceError
 from shared.settings import get_settings
-from taskforce_cli import approvals, keys, servers
+from taskforce_cli import approvals, keys, memory, servers
 from taskforce_cli.console import ConcurrencyOption, err, fail, out
 
 app = typer.Typer(
@@ -31,6 +31,7 @@ app = typer.Typer(
     pretty_exceptions_enable=False,
 )
 app.add_typer(keys.app, name="keys")
+app.add_typer(memory.app, name="memory")
 
 WorkersOption = Annotated[
     Optional[int],

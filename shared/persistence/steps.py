@@ -45,7 +45,7 @@ _CLAIM = text(
           AND s.attempt < :max_attempts
           AND (s.status = :queued OR (s.status = :running AND s.lease_expires_at < now()))
         RETURNING s.goal_id, s.step_id, s.kind, s.tool, s.args, s.depends_on, s.attempt,
-                  s.approval, g.text AS goal_text, g.provider, g.model
+                  s.approval, g.text AS goal_text, g.provider, g.model, g.tenant_id
     ), run AS (
         INSERT INTO step_runs (goal_id, step_id, attempt, worker)
         SELECT goal_id, step_id, attempt, :worker FROM claimed
@@ -103,6 +103,7 @@ class ClaimedStep:
         model: The goal's LLM model.
         approval: ``approved`` once a person approved the step, else None (a step whose
             tool requires approval then goes to ``awaiting_approval`` instead of running).
+        tenant_id: The tenant that owns the goal.
     """
 
     goal_id: uuid.UUID
@@ -117,6 +118,7 @@ class ClaimedStep:
     provider: str
     model: str
     approval: str | None = None
+    tenant_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -179,6 +181,7 @@ def claim_step(
         provider=row["provider"],
         model=row["model"],
         approval=row["approval"],
+        tenant_id=row["tenant_id"],
     )
 
 

@@ -43,6 +43,7 @@ tenants = Table(
     Column("max_tokens_per_goal", BigInteger),
     Column("max_cost_usd_per_goal", Numeric(14, 8)),
     Column("allowed_models", Text),
+    Column("memory_max_items", BigInteger),  # migration 0009 (NULL: the setting)
     UniqueConstraint("name", name="uq_tenants_name"),
 )
 
