@@ -24,9 +24,7 @@ import logging
 import math
 import re
 from dataclasses import dataclass
-from typing import Protocol
-
-import openai as sdk
+from typing import Any, Protocol
 
 from shared.errors import ConfigurationError, LLMError
 from shared.llm.providers.common import cached_client, read_key, sdk_error
@@ -118,6 +116,9 @@ class OpenAIEmbedder:
             key = read_key(settings.openai_compatible_api_key, "OPENAI_COMPATIBLE_API_KEY",
                            required=False) or "none"
             base_url = settings.openai_compatible_base_url
+        import openai as sdk  # here, not at import: the sim model and the simulator skip it
+
+        self.sdk: Any = sdk
         self.client = cached_client(f"{vendor}-embeddings", base_url, key, lambda: sdk.OpenAI(
             api_key=key, base_url=base_url, max_retries=0, timeout=self.timeout_s))
 
@@ -127,8 +128,9 @@ class OpenAIEmbedder:
         try:
             response = self.client.embeddings.create(model=self.model, input=texts,
                                                      encoding_format="float", **extra)
-        except sdk.OpenAIError as exc:
-            raise sdk_error(exc, sdk, vendor=self.vendor, timeout_s=self.timeout_s) from None
+        except self.sdk.OpenAIError as exc:
+            raise sdk_error(exc, self.sdk, vendor=self.vendor,
+                            timeout_s=self.timeout_s) from None
         data = sorted(response.data, key=lambda d: d.index)
         vectors = [list(map(float, d.embedding)) for d in data]
         if len(vectors) != len(texts) or any(len(v) != self.dim for v in vectors):

@@ -179,3 +179,35 @@ def newest_items(connection: Connection, *, tenant_id: uuid.UUID, namespace: str
     if before is not None:
         query = query.where(memory_items.c.created_at < before)
     return [dict(row) for row in connection.execute(query).mappings()]
+
+
+def add_many(connection: Connection, rows: list[dict[str, Any]]) -> list[uuid.UUID]:
+    """Insert many items at once (``tenant_id``, ``namespace``, ``content``,
+    ``content_sha256``, ``norm_sha256``, ``source`` and optionally ``expires_at``,
+    ``embedding_model``, ``embedding_simulated``), without de-duplication or quota checks:
+    for loading benchmarks and imports that checked them already. Returns the new ids."""
+    if not rows:
+        return []
+    return list(connection.execute(
+        pg_insert(memory_items).values(rows).returning(memory_items.c.id)).scalars())
+
+
+def expire_namespace(connection: Connection, *, tenant_id: uuid.UUID, namespace: str) -> int:
+    """Set every item of the namespace expired a second ago (benchmarks of cleanup)."""
+    return connection.execute(
+        update(memory_items).where(memory_items.c.tenant_id == tenant_id,
+                                   memory_items.c.namespace == namespace)
+        .values(expires_at=func.now() - text("interval '1 second'"))).rowcount
+
+
+def count_items(connection: Connection, *, tenant_id: uuid.UUID) -> int:
+    """The tenant's stored items, from the ``memory_usage`` counters."""
+    return int(connection.execute(
+        select(func.coalesce(func.sum(memory_usage.c["items"]), 0))
+        .where(memory_usage.c.tenant_id == tenant_id)).scalar_one())
+
+
+def analyze(connection: Connection) -> None:
+    """Refresh the planner's statistics of the memory tables (after a bulk load)."""
+    connection.execute(text("ANALYZE memory_items"))
+    connection.execute(text("ANALYZE memory_usage"))

@@ -31,12 +31,21 @@ def _past_retention(days: float):
     return and_(m.c.valid_to.is_not(None), m.c.valid_to < func.now() - timedelta(days=days))
 
 
+def _picked(query):
+    """The locked batch as a materialised CTE: computed once, before the DELETE joins it
+    (as a plain ``IN (subquery)`` the planner may re-run the locking subquery per row)."""
+    return query.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
+
+
+def _delete_picked(connection: Connection, picked, *conditions) -> int:
+    return connection.execute(delete(m).where(m.c.id == picked.c.id, *conditions)).rowcount
+
+
 def delete_expired(connection: Connection, *, batch: int) -> int:
     """Delete up to ``batch`` expired items (their embeddings go by cascade), oldest
     expiry first. Returns how many went."""
-    picked = (select(m.c.id).where(_expired()).order_by(m.c.expires_at).limit(batch)
-              .with_for_update(skip_locked=True).scalar_subquery())
-    return connection.execute(delete(m).where(m.c.id.in_(picked), _expired())).rowcount
+    picked = _picked(select(m.c.id).where(_expired()).order_by(m.c.expires_at).limit(batch))
+    return _delete_picked(connection, picked, _expired())
 
 
 def count_expired(connection: Connection) -> int:
@@ -46,10 +55,9 @@ def count_expired(connection: Connection) -> int:
 
 def purge_superseded(connection: Connection, *, batch: int, days: float) -> int:
     """Delete up to ``batch`` items superseded more than ``days`` days ago."""
-    picked = (select(m.c.id).where(_past_retention(days)).order_by(m.c.valid_to).limit(batch)
-              .with_for_update(skip_locked=True).scalar_subquery())
-    return connection.execute(delete(m).where(m.c.id.in_(picked),
-                                              _past_retention(days))).rowcount
+    picked = _picked(select(m.c.id).where(_past_retention(days)).order_by(m.c.valid_to)
+                     .limit(batch))
+    return _delete_picked(connection, picked, _past_retention(days))
 
 
 def count_superseded_past(connection: Connection, *, days: float) -> int:
@@ -130,9 +138,8 @@ def trim_history(connection: Connection, *, tenant_id: uuid.UUID, namespace: str
     items are never touched."""
     where = and_(m.c.tenant_id == tenant_id, m.c.namespace == namespace,
                  m.c.valid_to.is_not(None))
-    picked = (select(m.c.id).where(where).order_by(m.c.valid_to).limit(batch)
-              .with_for_update(skip_locked=True).scalar_subquery())
-    return connection.execute(delete(m).where(m.c.id.in_(picked), where)).rowcount
+    picked = _picked(select(m.c.id).where(where).order_by(m.c.valid_to).limit(batch))
+    return _delete_picked(connection, picked, where)
 
 
 def count_history(connection: Connection, *, tenant_id: uuid.UUID, namespace: str) -> int:
@@ -150,8 +157,8 @@ def purge_goals(connection: Connection, *, batch: int, days: float) -> int:
     """Delete up to ``batch`` goals finished more than ``days`` days ago, with what hangs
     off them (plans, steps, LLM calls, episodes by cascade; step runs here)."""
     picked = (select(goals.c.id).where(_finished_before(days)).limit(batch)
-              .with_for_update(skip_locked=True).scalar_subquery())
-    ids = list(connection.execute(delete(goals).where(goals.c.id.in_(picked))
+              .with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED"))
+    ids = list(connection.execute(delete(goals).where(goals.c.id == picked.c.id)
                                   .returning(goals.c.id)).scalars())
     if ids:
         connection.execute(delete(step_runs).where(step_runs.c.goal_id.in_(ids)))

@@ -6,6 +6,10 @@ candidates 1, 2, ...; an item's score is the sum over retrievers of ``1 / (k + r
 with ``k = 60`` as in the paper (``MEMORY_RRF_K``). Ranks, not scores, are fused, so the
 full-text rank (``ts_rank_cd``) and the cosine distance need no common scale.
 
+The full-text retriever ranks items holding every query term first, then a bounded
+number of items holding any term; the vector retriever takes the HNSW index's nearest
+neighbours within ``MEMORY_VECTOR_MAX_DISTANCE``.
+
 Raw SQL throughout: the ``vector`` type and its ``<=>`` operator belong to the pgvector
 extension, unknown to SQLAlchemy, and the tsquery rewrite (terms OR-ed, as
 :mod:`shared.persistence.documents` does) reads more plainly as SQL. Vectors travel as
@@ -24,14 +28,31 @@ from sqlalchemy.engine import Connection
 _LIVE = "m.valid_to IS NULL AND (m.expires_at IS NULL OR m.expires_at > now())"
 _SCOPE = "m.tenant_id = :tenant AND (CAST(:ns AS text) IS NULL OR m.namespace = :ns)"
 
+# Full-text candidates in two tiers: items holding every query term (plainto_tsquery, an
+# AND: few rows, found by intersecting GIN posting lists), ranked by ts_rank_cd; then
+# items holding any term (the terms OR-ed), of which at most :scan are read and ranked,
+# so a common word cannot make a recall rank a large share of the tenant's items.
 _FULL_TEXT = f"""
-    SELECT m.id, row_number() OVER (ORDER BY ts_rank_cd(m.tsv, q.tsq) DESC, m.id) AS rank
-    FROM memory_items m,
-         (SELECT replace(plainto_tsquery('english', :query)::text, '&', '|')::tsquery
-          AS tsq) q
-    WHERE q.tsq::text <> '' AND m.tsv @@ q.tsq AND {_SCOPE} AND {_LIVE}
+    SELECT id, row_number() OVER (ORDER BY min(tier), max(score) DESC, id) AS rank
+    FROM (
+        (SELECT m.id, 0 AS tier, ts_rank_cd(m.tsv, q.all_terms) AS score
+         FROM memory_items m, q
+         WHERE q.all_terms::text <> '' AND m.tsv @@ q.all_terms AND {_SCOPE} AND {_LIVE}
+         ORDER BY score DESC LIMIT :candidates)
+        UNION ALL
+        (SELECT matched.id, 1, ts_rank_cd(matched.tsv, q.any_term) AS score
+         FROM (SELECT m.id, m.tsv FROM memory_items m, q
+               WHERE q.any_term::text <> '' AND m.tsv @@ q.any_term AND {_SCOPE} AND {_LIVE}
+               LIMIT :scan) matched, q
+         ORDER BY score DESC LIMIT :candidates)
+    ) tiers
+    GROUP BY id
     ORDER BY rank LIMIT :candidates
 """
+_QUERIES = """q AS (
+        SELECT plainto_tsquery('english', :query) AS all_terms,
+               replace(plainto_tsquery('english', :query)::text, '&', '|')::tsquery AS any_term
+    )"""
 
 # The inner ORDER BY .. LIMIT is what the HNSW index serves; the tenant and namespace
 # filters apply to what it returns (pgvector 0.6 has no filtered index scan), so
@@ -47,7 +68,7 @@ _VECTOR = """
 """
 
 _FUSED = """
-    WITH full_text AS ({full_text}), vector AS ({vector}),
+    WITH {queries}, full_text AS ({full_text}), vector AS ({vector}),
     fused AS (
         SELECT id, sum(1.0 / (:k + rank)) AS score,
                min(rank) FILTER (WHERE source = 'full_text') AS full_text_rank,
@@ -64,9 +85,11 @@ _FUSED = """
     ORDER BY f.score DESC, m.created_at DESC, m.id
     LIMIT :limit
 """
-_HYBRID = text(_FUSED.format(full_text=_FULL_TEXT, vector=_VECTOR, live=_LIVE))
+_HYBRID = text(_FUSED.format(queries=_QUERIES, full_text=_FULL_TEXT, vector=_VECTOR,
+                             live=_LIVE))
 _FULL_TEXT_ONLY = text(_FUSED.format(
-    full_text=_FULL_TEXT, vector="SELECT NULL::uuid AS id, 0::bigint AS rank WHERE false",
+    queries=_QUERIES, full_text=_FULL_TEXT,
+    vector="SELECT NULL::uuid AS id, 0::bigint AS rank WHERE false",
     live=_LIVE))
 
 # The dimension of memory_embeddings.embedding (a vector's typmod is its dimension), or
@@ -127,7 +150,8 @@ def recall(connection: Connection, *, tenant_id: uuid.UUID, namespace: str | Non
         namespace: Only this namespace (None: all of the tenant's).
         vector: The query's embedding; None for full-text only.
         limit: Most items returned.
-        candidates: Candidates each retriever contributes to the fusion.
+        candidates: Candidates each retriever contributes to the fusion; the full-text
+            retriever reads at most four times as many any-term matches.
         k: The fusion's constant (60 in the paper).
         max_distance: Vector candidates farther than this cosine distance (0 to 2) are
             left out, so that a query unlike every item does not recall them all.
@@ -138,10 +162,25 @@ def recall(connection: Connection, *, tenant_id: uuid.UUID, namespace: str | Non
     """
     params: dict[str, Any] = {"tenant": tenant_id, "ns": namespace, "query": query,
                               "limit": limit, "candidates": candidates, "k": k,
-                              "max_distance": max_distance}
+                              "max_distance": max_distance, "scan": candidates * 4}
     if vector is None:
         statement = _FULL_TEXT_ONLY
     else:
         set_ef_search(connection, candidates)
         statement, params["vector"] = _HYBRID, vector_literal(vector)
     return [dict(row) for row in connection.execute(statement, params).mappings()]
+
+
+def drop_vector_index(connection: Connection) -> None:
+    """Drop the HNSW index (before a bulk load into a scratch database: building it once
+    afterwards is several times faster than maintaining it row by row)."""
+    connection.execute(text("DROP INDEX IF EXISTS ix_memory_embeddings_hnsw"))
+
+
+def create_vector_index(connection: Connection, *, work_mem: str = "512MB") -> None:
+    """(Re)build the HNSW index of migration 0009, with ``maintenance_work_mem`` raised
+    for this transaction so that the graph is built in memory."""
+    connection.execute(text("SELECT set_config('maintenance_work_mem', :mem, true)"),
+                       {"mem": work_mem})
+    connection.execute(text("CREATE INDEX IF NOT EXISTS ix_memory_embeddings_hnsw ON "
+                            "memory_embeddings USING hnsw (embedding vector_cosine_ops)"))

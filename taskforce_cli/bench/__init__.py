@@ -10,12 +10,13 @@ from rich.console import Console
 
 from shared.errors import ConfigurationError
 from taskforce_cli.bench.gateway import gateway
+from taskforce_cli.bench.memory import memory_bench
 from taskforce_cli.bench.overhead import overhead
 from taskforce_cli.bench.prompt_tokens import prompt_tokens
 from taskforce_cli.bench.ratelimit import rate_limit
 
 BENCHMARKS = {"gateway": gateway, "overhead": overhead, "prompt-tokens": prompt_tokens,
-              "rate-limit": rate_limit}
+              "rate-limit": rate_limit, "memory": memory_bench}
 
 
 def run(name: str, *, quick: bool = False, progress: Console | None = None) -> dict[str, Any]:
