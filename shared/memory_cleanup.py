@@ -167,7 +167,8 @@ def run_cleanup(*, dry_run: bool = False, engine: Engine | None = None,
 
     Returns:
         ``{"run_id", "dry_run", "started_at" (ISO 8601), "seconds", "max_statement_ms",
-        "statements", "phases": {name: {"counts": {...}, "seconds": float}}}``; in a dry
+        "statements", "phases": {name: {"counts": {...}, "seconds": float,
+        "max_statement_ms": float}}}``; in a dry
         run the counts are what a pass would do now.
     """
     run = Pass(engine or get_engine(), settings or get_settings(), dry_run)
@@ -175,10 +176,13 @@ def run_cleanup(*, dry_run: bool = False, engine: Engine | None = None,
     started = time.perf_counter()
     phases: dict[str, dict[str, Any]] = {}
     for name, phase in PHASES:
-        phase_started = time.perf_counter()
+        phase_started, longest_before = time.perf_counter(), run.max_statement_ms
+        run.max_statement_ms = 0.0
         counts = phase(run)
         phases[name] = {"counts": counts,
-                        "seconds": round(time.perf_counter() - phase_started, 4)}
+                        "seconds": round(time.perf_counter() - phase_started, 4),
+                        "max_statement_ms": round(run.max_statement_ms, 3)}
+        run.max_statement_ms = max(longest_before, run.max_statement_ms)
     seconds = round(time.perf_counter() - started, 4)
     with run.engine.begin() as connection:
         run_id = connection.execute(insert(memory_cleanup_runs).values(

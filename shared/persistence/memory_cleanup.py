@@ -37,15 +37,20 @@ def _picked(query):
     return query.with_for_update(skip_locked=True).cte("picked").prefix_with("MATERIALIZED")
 
 
-def _delete_picked(connection: Connection, picked, *conditions) -> int:
-    return connection.execute(delete(m).where(m.c.id == picked.c.id, *conditions)).rowcount
+def _delete_picked(connection: Connection, picked) -> int:
+    """Delete exactly the picked rows, joined by primary key. No condition is repeated
+    here: ``FOR UPDATE`` re-evaluated the batch's condition on each row's latest version
+    when it locked it (a TTL extended meanwhile drops the row from the batch), and the
+    lock holds until the commit. (Repeating a condition here also misleads the planner
+    after a bulk change: it joined through the expiry index, quadratically.)"""
+    return connection.execute(delete(m).where(m.c.id == picked.c.id)).rowcount
 
 
 def delete_expired(connection: Connection, *, batch: int) -> int:
     """Delete up to ``batch`` expired items (their embeddings go by cascade), oldest
     expiry first. Returns how many went."""
     picked = _picked(select(m.c.id).where(_expired()).order_by(m.c.expires_at).limit(batch))
-    return _delete_picked(connection, picked, _expired())
+    return _delete_picked(connection, picked)
 
 
 def count_expired(connection: Connection) -> int:
@@ -57,7 +62,7 @@ def purge_superseded(connection: Connection, *, batch: int, days: float) -> int:
     """Delete up to ``batch`` items superseded more than ``days`` days ago."""
     picked = _picked(select(m.c.id).where(_past_retention(days)).order_by(m.c.valid_to)
                      .limit(batch))
-    return _delete_picked(connection, picked, _past_retention(days))
+    return _delete_picked(connection, picked)
 
 
 def count_superseded_past(connection: Connection, *, days: float) -> int:
@@ -139,7 +144,7 @@ def trim_history(connection: Connection, *, tenant_id: uuid.UUID, namespace: str
     where = and_(m.c.tenant_id == tenant_id, m.c.namespace == namespace,
                  m.c.valid_to.is_not(None))
     picked = _picked(select(m.c.id).where(where).order_by(m.c.valid_to).limit(batch))
-    return _delete_picked(connection, picked, where)
+    return _delete_picked(connection, picked)
 
 
 def count_history(connection: Connection, *, tenant_id: uuid.UUID, namespace: str) -> int:

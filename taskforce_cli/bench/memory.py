@@ -139,6 +139,8 @@ def cleanup_part(ctx: Context) -> dict[str, Any]:
     return {"cleanup_expired_items": expired, "cleanup_deleted": deleted,
             "cleanup_items_per_s": round(deleted / seconds, 1) if seconds else None,
             "cleanup_max_lock_ms": result["max_statement_ms"],
+            "cleanup_max_lock_ms_by_phase": {name: phase["max_statement_ms"]
+                                             for name, phase in result["phases"].items()},
             "cleanup_batch_size": get_settings().memory_cleanup_batch_size,
             "cleanup_live_deleted": (before - expired) - after}
 
