@@ -15,15 +15,10 @@ from shared import memory, names
 from shared.celery_app import send
 from shared.memory_cleanup import PHASES, run_cleanup
 from shared.persistence.db import get_engine
-from shared.persistence.keys import ensure_tenant
 from shared.settings import overridden_settings
 from taskforce_cli.main import app as cli
+from tests.support.memory import new_tenant
 from tests.support.waiting import wait_until
-
-
-def new_tenant(label: str) -> uuid.UUID:
-    with get_engine().begin() as connection:
-        return ensure_tenant(connection, name=f"{label}-{uuid.uuid4().hex[:8]}")
 
 
 def put(tenant_id: uuid.UUID, content: str, **extra) -> uuid.UUID:

@@ -10,13 +10,9 @@ from sqlalchemy import text
 from shared import goals, memory
 from shared.domain.models import GoalRequest
 from shared.persistence.db import get_engine
-from shared.persistence.keys import DEFAULT_TENANT_ID, ensure_tenant
+from shared.persistence.keys import DEFAULT_TENANT_ID
 from tests.conftest import wait_for_goal
-
-
-def new_tenant(label: str) -> uuid.UUID:
-    with get_engine().begin() as connection:
-        return ensure_tenant(connection, name=f"{label}-{uuid.uuid4().hex[:8]}")
+from tests.support.memory import new_tenant
 
 
 def run_plan(steps: list[dict], *, tenant_id: uuid.UUID, goal: str = "memory plan"):

@@ -11,7 +11,6 @@ from __future__ import annotations
 
 import logging
 import tempfile
-import uuid
 from pathlib import Path
 
 import pytest
@@ -22,15 +21,10 @@ from shared import goals, memory
 from shared.domain.models import GoalRequest
 from shared.llm.embeddings import SIM_MODEL, embedder, sim_vector
 from shared.persistence.db import get_engine, migrate
-from shared.persistence.keys import ensure_tenant
 from shared.settings import Settings, get_settings, overridden_settings
 from taskforce_cli import fleet
 from tests.conftest import _fresh_database, wait_for_goal
-
-
-def new_tenant(label: str) -> uuid.UUID:
-    with get_engine().begin() as connection:
-        return ensure_tenant(connection, name=f"{label}-{uuid.uuid4().hex[:8]}")
+from tests.support.memory import new_tenant
 
 
 @pytest.fixture(scope="module")
@@ -123,9 +117,20 @@ def test_vectors_are_tenant_scoped_and_go_with_their_item(on_vectors) -> None:
 
 
 def _other_redis(url: str) -> str:
-    parsed = make_url(url.replace("redis://", "postgresql://", 1))
-    number = int(parsed.database or 0)
-    return url.rsplit("/", 1)[0] + f"/{(number + 8) % 16}"
+    """An empty database number on the same Redis (from 15 down), so the fallback
+    worker's queue is its own even on a Redis that other test runs share."""
+    import redis
+
+    current = int(make_url(url.replace("redis://", "postgresql://", 1)).database or 0)
+    base = url.rsplit("/", 1)[0]
+    for number in range(15, 0, -1):
+        client = redis.Redis.from_url(f"{base}/{number}")
+        try:
+            if number != current and client.dbsize() == 0:
+                return f"{base}/{number}"
+        finally:
+            client.close()
+    raise AssertionError("no empty Redis database for the fallback worker")
 
 
 def test_without_pgvector_recall_falls_back_to_full_text_on_a_worker(services, workers,
