@@ -23,7 +23,7 @@ from kombu.exceptions import OperationalError as KombuOperationalError
 from pydantic import BaseModel
 from sqlalchemy.exc import DBAPIError
 
-from api_gateway import approvals, events, metrics, probes, sessions, v1
+from api_gateway import approvals, events, memory, metrics, probes, sessions, v1
 from api_gateway.auth import requires
 from api_gateway.console import routes as console
 from api_gateway.errors import responses
@@ -138,6 +138,7 @@ def create_app() -> FastAPI:
     app.include_router(v1.build_router())
     app.include_router(events.build_router())
     app.include_router(sessions.build_router())
+    app.include_router(memory.build_router())
     console.mount(app)
 
     @app.get("/healthz")

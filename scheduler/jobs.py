@@ -2,23 +2,24 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from scheduler import reconciler
 from shared import names
 from shared.celery_app import app
+from shared.memory.cleanup import run_cleanup
 from shared.memory.compaction import compact_sessions as compact_sessions_pass
 from shared.persistence import maintenance
 from shared.persistence.db import get_engine
-from shared.settings import get_settings
 
 
 @app.task(name=names.CLEAN_MEMORY)
-def clean_memory() -> int:
-    """Delete goals that finished more than ``memory_retention_days`` ago, with their
-    plans, steps, step runs, LLM calls and episodes. Returns how many goals went."""
-    with get_engine().begin() as connection:
-        return maintenance.delete_old_goals(
-            connection, older_than_days=get_settings().memory_retention_days
-        )
+def clean_memory(dry_run: bool = False) -> dict[str, Any]:
+    """One memory cleanup pass (:mod:`shared.memory.cleanup`): expired items, duplicates,
+    history and finished goals past retention, namespace caps, in bounded batches.
+    Returns what it did (counts per phase, seconds), also stored in
+    ``memory_cleanup_runs``."""
+    return run_cleanup(dry_run=dry_run)
 
 
 @app.task(name=names.RECONCILE, ignore_result=True)

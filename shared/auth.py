@@ -32,9 +32,12 @@ PLANS_SUBMIT = "plans:submit"  # ready-made plans: run without a planner, so off
 KEYS_ADMIN = "keys:admin"
 STEPS_APPROVE = "steps:approve"  # approve or reject risky steps: a person's decision
 METRICS_READ = "metrics:read"  # GET /metrics: fleet-wide figures of every tenant
+MEMORY_READ = "memory:read"  # recall and read the tenant's long-term memory
+MEMORY_WRITE = "memory:write"  # remember and delete facts in it
 ALL_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL, PLANS_SUBMIT, KEYS_ADMIN, STEPS_APPROVE,
-              METRICS_READ)
-DEFAULT_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL)
+              METRICS_READ, MEMORY_READ, MEMORY_WRITE)
+# Memory is on by default: a goal's own ``remember``/``recall`` steps reach the same data.
+DEFAULT_SCOPES = (GOALS_SUBMIT, GOALS_READ, GOALS_CANCEL, MEMORY_READ, MEMORY_WRITE)
 
 KEY_PREFIX = "tf"
 KEY_ID_BYTES = 6  # 12 hex digits: a public label, not a secret

@@ -8,7 +8,8 @@
     │   ├── GoalNotFoundError (404), GoalAlreadyFinishedError (409)
     │   ├── StepNotFoundError (404), StepNotAwaitingApprovalError (409)
     │   ├── AuthenticationError (401), PermissionDeniedError (403)
-    │   └── ModelNotAllowedError, QuotaExceededError (429, ``Retry-After``)
+    │   ├── ModelNotAllowedError, QuotaExceededError (429, ``Retry-After``)
+    │   └── MemoryNotFoundError (404), MemoryConflictError (409)
     ├── ConfigurationError         the operator's settings (never retried)
     ├── ToolError                  a tool call failed for good
     │   ├── RetryableToolError     ... or transiently (retried by the step)
@@ -150,6 +151,19 @@ class QuotaExceededError(RequestError):
 
     def __reduce__(self) -> tuple[type, tuple[str, int | None]]:
         return (type(self), (str(self), self.retry_after_s))
+
+
+class MemoryNotFoundError(RequestError):
+    """The tenant has no such memory item, or it has expired (HTTP 404)."""
+
+    http_status: ClassVar[int] = 404
+
+
+class MemoryConflictError(RequestError):
+    """A memory write cannot apply: the item it supersedes was superseded already
+    (HTTP 409)."""
+
+    http_status: ClassVar[int] = 409
 
 
 # --- the operator's settings ----------------------------------------------------------

@@ -26,11 +26,12 @@ from shared.settings_console import ConsoleSettings
 from shared.settings_deploy import DeploySettings
 from shared.settings_memory import MemorySettings
 from shared.settings_react import ReactSettings
+from shared.settings_sessions import SessionSettings
 from shared.settings_telemetry import TelemetrySettings
 
 
 class Settings(BoundsSettings, ConsoleSettings, DeploySettings, MemorySettings,
-               ReactSettings, TelemetrySettings):
+               ReactSettings, SessionSettings, TelemetrySettings):
     """Configuration for every Taskforce process.
 
     Attributes:
@@ -239,7 +240,7 @@ class Settings(BoundsSettings, ConsoleSettings, DeploySettings, MemorySettings,
 
     @field_validator("openai_base_url", "anthropic_base_url", "openai_compatible_base_url",
                      "openai_api_key", "anthropic_api_key", "openai_compatible_api_key",
-                     "flower_basic_auth", mode="before")
+                     "flower_basic_auth", "memory_default_ttl_s", mode="before")
     @classmethod
     def _blank_is_unset(cls, value: object) -> object:
         """Treat an empty variable (``OPENAI_API_KEY=``) as not set."""

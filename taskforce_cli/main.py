@@ -22,7 +22,7 @@ from rich.progress import BarColumn, MofNCompleteColumn, Progress, TextColumn, T
 from shared import goals, telemetry
 from shared.errors import TaskforceError
 from shared.settings import get_settings
-from taskforce_cli import approvals, health, keys, servers, sessions
+from taskforce_cli import approvals, health, keys, memory, servers, sessions
 from taskforce_cli.console import ConcurrencyOption, err, fail, out
 
 app = typer.Typer(
@@ -33,6 +33,7 @@ app = typer.Typer(
 )
 app.add_typer(keys.app, name="keys")
 app.add_typer(sessions.app, name="session")
+app.add_typer(memory.app, name="memory")
 
 WorkersOption = Annotated[
     Optional[int],

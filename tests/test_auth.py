@@ -168,7 +168,8 @@ def test_keys_cli_creates_lists_and_revokes(services) -> None:
 
 def test_the_default_key_scopes_leave_plans_and_admin_out(services) -> None:
     created = auth.create_key(tenant=tenant_name("defaults"))
-    assert created.scopes == ("goals:submit", "goals:read", "goals:cancel")
+    assert created.scopes == ("goals:submit", "goals:read", "goals:cancel", "memory:read",
+                              "memory:write")
 
 
 @pytest.mark.parametrize("host", ["0.0.0.0", "::", "10.1.2.3", "gateway.example.com"])

@@ -80,6 +80,7 @@ def _execute(claim: step_store.ClaimedStep) -> Any:
         ctx = ToolContext(
             goal_id=str(claim.goal_id), step_id=claim.step_id, attempt=claim.attempt,
             engine=get_engine(), cancelled=GoalCancellationCheck(get_engine(), claim.goal_id),
+            tenant_id=str(claim.tenant_id) if claim.tenant_id else None,
         )
         output = _call_tool(claim.tool or "", args, ctx)
         delay = _simulated_tool_latency_s(claim)

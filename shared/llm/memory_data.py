@@ -1,5 +1,5 @@
 """Session history and example episodes as a prompt's data section holds them: bounded
-in count and characters by the memory settings (:mod:`shared.settings_memory`)."""
+in count and characters by the memory settings (:mod:`shared.settings_sessions`)."""
 
 from __future__ import annotations
 

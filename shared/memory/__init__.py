@@ -1,1 +1,3 @@
-"""Session and episodic memory: goal templates and plan reuse, session compaction."""
+"""Agent memory: long-term facts (``store``: remember, recall, forget, hybrid search) and
+their cleanup pass (``cleanup``); session and episodic memory (``sessions``,
+``compaction``, and ``templates`` for plan reuse)."""

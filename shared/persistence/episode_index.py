@@ -20,7 +20,7 @@ from sqlalchemy.engine import Connection
 
 from shared.domain.models import GoalStatus
 from shared.memory.templates import template_of
-from shared.persistence.memory_tables import episode_index
+from shared.persistence.session_tables import episode_index
 from shared.persistence.sessions import history_for_goal
 from shared.persistence.tables import goals, plans
 

@@ -2,28 +2,11 @@
 
 from __future__ import annotations
 
-from datetime import timedelta
-
-from sqlalchemy import ColumnElement, Date, cast, delete, func, literal_column, select
+from sqlalchemy import ColumnElement, Date, cast, func, literal_column, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from shared.persistence.tables import cost_rollups, goals, llm_calls, step_runs
-
-
-def delete_old_goals(connection: Connection, *, older_than_days: int) -> int:
-    """Delete goals finished more than ``older_than_days`` days ago and everything that
-    hangs off them (cascade). Returns the number of goals deleted."""
-    ids = list(
-        connection.execute(
-            delete(goals)
-            .where(goals.c.finished_at < func.now() - timedelta(days=older_than_days))
-            .returning(goals.c.id)
-        ).scalars()
-    )
-    if ids:
-        connection.execute(delete(step_runs).where(step_runs.c.goal_id.in_(ids)))
-    return len(ids)
+from shared.persistence.tables import cost_rollups, llm_calls
 
 
 def _utc_day(timestamp: ColumnElement) -> ColumnElement:

@@ -18,7 +18,7 @@ from sqlalchemy.engine import Connection
 from shared.domain.models import GoalStatus
 from shared.domain.sessions import SessionGoal, SessionView
 from shared.errors import SessionNotFoundError
-from shared.persistence.memory_tables import sessions
+from shared.persistence.session_tables import sessions
 from shared.persistence.tables import goals
 
 _FINAL = tuple(s.value for s in GoalStatus if s.is_final)

@@ -45,7 +45,7 @@ _CLAIM = text(
           AND s.attempt < :max_attempts
           AND (s.status = :queued OR (s.status = :running AND s.lease_expires_at < now()))
         RETURNING s.goal_id, s.step_id, s.kind, s.tool, s.args, s.depends_on, s.attempt,
-                  s.approval, g.text AS goal_text, g.provider, g.model, g.mode
+                  s.approval, g.text AS goal_text, g.provider, g.model, g.mode, g.tenant_id
     ), run AS (
         INSERT INTO step_runs (goal_id, step_id, attempt, worker)
         SELECT goal_id, step_id, attempt, :worker FROM claimed
@@ -105,6 +105,7 @@ class ClaimedStep:
             tool requires approval then goes to ``awaiting_approval`` instead of running).
         mode: The goal's execution mode, ``dag`` or ``react`` (a ``react`` goal takes its
             next turn once the step commits).
+        tenant_id: The tenant that owns the goal.
     """
 
     goal_id: uuid.UUID
@@ -120,6 +121,7 @@ class ClaimedStep:
     model: str
     approval: str | None = None
     mode: str = "dag"
+    tenant_id: uuid.UUID | None = None
 
 
 @dataclass(frozen=True)
@@ -183,6 +185,7 @@ def claim_step(
         model=row["model"],
         approval=row["approval"],
         mode=row["mode"],
+        tenant_id=row["tenant_id"],
     )
 
 

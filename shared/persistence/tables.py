@@ -43,6 +43,7 @@ tenants = Table(
     Column("max_tokens_per_goal", BigInteger),
     Column("max_cost_usd_per_goal", Numeric(14, 8)),
     Column("allowed_models", Text),
+    Column("memory_max_items", BigInteger),  # migration 0009 (NULL: the setting)
     UniqueConstraint("name", name="uq_tenants_name"),
 )
 
@@ -100,7 +101,7 @@ goals = Table(
     Column("trace_id", Text),
     Column("traceparent", Text),
     Column("batch_id", UUID(as_uuid=True)),  # batches.id (migration 0012, batch_tables.py)
-    # Session memory and plan reuse (migration 0010, shared.persistence.memory_tables).
+    # Session memory and plan reuse (migration 0010, shared.persistence.session_tables).
     Column("session_id", Text),
     Column("reused_plan_from", UUID(as_uuid=True)),
     Index("ix_goals_status_created", "status", "created_at"),

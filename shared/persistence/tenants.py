@@ -17,7 +17,8 @@ from sqlalchemy.engine import Connection
 from shared.persistence.tables import goals, tenants
 
 LIMIT_COLUMNS = ("goals_per_minute", "max_goals_in_flight", "daily_usd",
-                 "max_tokens_per_goal", "max_cost_usd_per_goal", "allowed_models")
+                 "max_tokens_per_goal", "max_cost_usd_per_goal", "allowed_models",
+                 "memory_max_items")
 FINAL_STATUSES = ("succeeded", "failed", "cancelled")  # GoalStatus.is_final
 
 

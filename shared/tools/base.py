@@ -37,6 +37,8 @@ class ToolContext:
             (or has otherwise ended), so a long-running tool can stop early. The worker
             provides one that reads the goal's status from Postgres at most every
             0.5 s; the default never reports a cancellation. Cheap to call often.
+        tenant_id: The tenant that owns the goal (UUID as text), for tools that read or
+            write the tenant's data (``remember``, ``recall``); None outside a goal.
     """
 
     goal_id: str
@@ -45,6 +47,7 @@ class ToolContext:
     engine: Engine | None = None
     extras: dict[str, Any] = field(default_factory=dict)
     cancelled: Callable[[], bool] = _never_cancelled
+    tenant_id: str | None = None
 
 
 @dataclass(frozen=True)

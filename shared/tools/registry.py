@@ -52,9 +52,10 @@ def build_registry(extra_modules: Iterable[str] = ()) -> ToolRegistry:
     """
     from shared.tools.calculator import CALCULATOR
     from shared.tools.echo import ECHO
+    from shared.tools.memory import RECALL, REMEMBER
     from shared.tools.search import SEARCH
 
-    registry = ToolRegistry([CALCULATOR, SEARCH, ECHO])
+    registry = ToolRegistry([CALCULATOR, SEARCH, ECHO, RECALL, REMEMBER])
     for module_name in extra_modules:
         try:
             module = importlib.import_module(module_name)

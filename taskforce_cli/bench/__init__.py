@@ -14,7 +14,7 @@ from shared.errors import ConfigurationError
 from taskforce_cli.bench.dispatch import dispatch
 from taskforce_cli.bench.gateway import gateway
 from taskforce_cli.bench.inflight import inflight
-from taskforce_cli.bench.memory_reuse import memory_reuse
+from taskforce_cli.bench.memory import memory_bench
 from taskforce_cli.bench.overhead import overhead
 from taskforce_cli.bench.paper import paper
 from taskforce_cli.bench.prompt_tokens import prompt_tokens
@@ -25,7 +25,7 @@ from taskforce_cli.bench.tracing import tracing_overhead
 BENCHMARKS = {"gateway": gateway, "overhead": overhead, "prompt-tokens": prompt_tokens,
               "rate-limit": rate_limit, "dispatch": dispatch, "inflight": inflight,
               "scale": scale, "paper": paper, "overhead-tracing": tracing_overhead,
-              "memory-reuse": memory_reuse}
+              "memory": memory_bench}
 # Options only some benchmarks take (``--provider``, ``--model``, ``--limit``).
 OPTIONS = {"paper": frozenset({"provider", "model", "limit"})}
 

@@ -1,6 +1,7 @@
 """The simulator's HTTP routes (FastAPI).
 
-``POST /v1/chat/completions`` (OpenAI), ``POST /v1/messages`` (Anthropic) and
+``POST /v1/chat/completions`` (OpenAI), ``POST /v1/messages`` (Anthropic),
+``POST /v1/embeddings`` (OpenAI's format, :mod:`taskforce_cli.vendor_sim.embeddings`) and
 ``GET /v1/models`` (either format: Anthropic's when the request has an
 ``anthropic-version`` header). Admin: ``GET /_stats`` (counters for benchmarks),
 ``POST /_reset`` (zero the counters and the rate window), ``POST /_faults`` (body
@@ -32,6 +33,7 @@ from shared.llm.providers.sim.provider import SimProvider, simulated_tokens
 from shared.settings import Settings
 from taskforce_cli.vendor_sim import faults as fault_names
 from taskforce_cli.vendor_sim.config import SimulatorConfig
+from taskforce_cli.vendor_sim.embeddings import embeddings
 from taskforce_cli.vendor_sim.faults import FaultInjector, status_of
 from taskforce_cli.vendor_sim.formats import (
     SimCall,
@@ -213,6 +215,8 @@ def create_app(config: SimulatorConfig | None = None) -> FastAPI:
     async def messages(request: Request) -> JSONResponse:
         """Anthropic Messages, answered by the ``sim`` model through a tool_use block."""
         return await _complete(request, route="messages")
+
+    app.add_api_route("/v1/embeddings", embeddings, methods=["POST"])
 
     @app.get("/v1/models")
     async def models(request: Request) -> dict[str, Any]:

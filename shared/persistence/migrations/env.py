@@ -4,7 +4,7 @@ hands over (or on ``sqlalchemy.url`` when invoked from the alembic CLI)."""
 from alembic import context
 from sqlalchemy import create_engine
 
-from shared.persistence import memory_tables  # noqa: F401  (its tables join metadata)
+from shared.persistence import memory_tables, session_tables  # noqa: F401  (tables join metadata)
 from shared.persistence.tables import metadata
 
 target_metadata = metadata

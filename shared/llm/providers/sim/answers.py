@@ -13,6 +13,7 @@ import re
 from collections import Counter
 from typing import Any
 
+from shared.llm.providers.sim import memory_goals
 from shared.llm.providers.sim.goal_parsing import DEMONYMS
 from shared.llm.providers.sim.movies import movie_request
 
@@ -312,5 +313,6 @@ def answer(payload: dict[str, Any]) -> str:
         "numeric": numeric_answer,
         "compare": compare_answer,
         "arithmetic": arithmetic_answer,
+        "remember": memory_goals.remember_answer,
     }.get(task, summary_answer)
     return handler(goal, args)

@@ -27,7 +27,7 @@ from typing import Any
 
 from shared.domain.refs import referenced_steps
 from shared.errors import ToolError
-from shared.llm.providers.sim import answers
+from shared.llm.providers.sim import answers, memory_goals
 from shared.llm.providers.sim.goal_parsing import compared_pair, lookup_names
 from shared.llm.providers.sim.movies import movie_request
 from shared.llm.providers.sim.quantities import NumericGoal, parse_numeric_goal
@@ -274,6 +274,9 @@ def plan_for_goal(goal: str) -> dict[str, Any]:
         (``labels``, ``options``, ``comparison``, ``result``).
     """
     text = goal if isinstance(goal, str) else str(goal)
+    remembered = memory_goals.memory_plan(text, _PlanBuilder())
+    if remembered is not None:
+        return remembered
     movie = movie_request(text)
     if movie is not None:
         liked, options = movie

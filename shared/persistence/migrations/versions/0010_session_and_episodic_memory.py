@@ -6,7 +6,7 @@ session's running summary; ``episode_index`` indexes every finished goal (full t
 template, outcome, plan) for episodic examples and plan reuse.
 
 Revision ID: 0010
-Revises: 0008
+Revises: 0009
 Create Date: 2026-11-21
 """
 
@@ -15,7 +15,7 @@ from alembic import op
 from sqlalchemy.dialects.postgresql import JSONB, TSVECTOR, UUID
 
 revision = "0010"
-down_revision = "0008"
+down_revision = "0009"
 branch_labels = None
 depends_on = None
 
