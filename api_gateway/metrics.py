@@ -29,7 +29,7 @@ from collections.abc import AsyncIterator, Iterable
 from contextlib import asynccontextmanager
 from typing import Annotated, Any
 
-from fastapi import APIRouter, Depends, FastAPI, HTTPException, Response
+from fastapi import APIRouter, Depends, FastAPI, HTTPException, Request, Response
 from fastapi.security import HTTPAuthorizationCredentials
 
 from api_gateway.auth import authenticate, bearer
@@ -134,6 +134,7 @@ def _register_fleet_gauges() -> None:
 
 
 def metrics_reader(
+    request: Request,
     credentials: Annotated[HTTPAuthorizationCredentials | None, Depends(bearer)],
 ) -> None:
     """Admit the operator's ``METRICS_TOKEN`` or a key with the ``metrics:read`` scope.
@@ -145,7 +146,7 @@ def metrics_reader(
     if token is not None and credentials is not None and hmac.compare_digest(
             credentials.credentials.encode(), token.get_secret_value().encode()):
         return
-    principal = authenticate(credentials)
+    principal = authenticate(request, credentials)
     try:
         principal.require(METRICS_READ)
     except PermissionDeniedError as exc:

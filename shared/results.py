@@ -11,7 +11,8 @@ from shared.domain.models import Goal
 def result_object(view: Goal) -> dict[str, Any]:
     """The final goal object: ``id``, ``status``, ``mode``, ``provider``, ``model``, ``simulated``
     (True when no real model answered), ``answer``, ``error``, ``tokens``, ``cost_usd``
-    (USD) and ``steps`` (each with ``id``, ``kind``, ``tool``, ``status``,
+    (USD), ``session_id``, ``reused_plan_from`` (the goal whose plan was reused, if
+    any) and ``steps`` (each with ``id``, ``kind``, ``tool``, ``status``,
     ``started_at``, ``finished_at`` as ISO 8601 UTC)."""
     return {
         "id": str(view.id),
@@ -24,6 +25,8 @@ def result_object(view: Goal) -> dict[str, Any]:
         "error": view.error,
         "tokens": view.tokens,
         "cost_usd": view.cost_usd,
+        "session_id": view.session_id,
+        "reused_plan_from": str(view.reused_plan_from) if view.reused_plan_from else None,
         "steps": [
             {
                 "id": step.id,
@@ -53,4 +56,5 @@ def not_submitted(input_id: str, error: str) -> dict[str, Any]:
     """The line of a batch item that never became a goal, and why."""
     return {"id": input_id, "goal_id": None, "status": "not_submitted", "mode": None, "provider": None,
             "model": None, "simulated": None, "answer": None, "error": error, "tokens": 0,
-            "cost_usd": 0.0, "steps": [], "latency_s": None}
+            "cost_usd": 0.0, "session_id": None, "reused_plan_from": None, "steps": [],
+            "latency_s": None}
