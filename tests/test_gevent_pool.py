@@ -21,7 +21,7 @@ from tests.support.waiting import wait_for
 
 GOALS = 22
 WIDTH = 16  # the default fan-out cap: 22 goals x 16 parallel steps = 352 steps at once
-DELAY_S = 10.0  # longer than three leases (STEP_LEASE_S=3 below): they must be renewed
+DELAY_S = 20.0  # past six leases (STEP_LEASE_S=3 below), and long enough for all 352 to start
 LEASE_S = 3.0
 
 
