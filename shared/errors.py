@@ -92,6 +92,10 @@ class GoalNotFoundError(RequestError):
 
 class BatchNotFoundError(RequestError):
     """No batch has the given id for this tenant (HTTP 404)."""
+
+    http_status: ClassVar[int] = 404
+
+
 class SessionNotFoundError(RequestError):
     """The tenant has no session with the given id (HTTP 404; another tenant's session
     is reported the same way)."""

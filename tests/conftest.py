@@ -137,13 +137,27 @@ def wait_for_goal(goal_id: uuid.UUID, *, timeout: float = 60.0) -> Goal:
 
 @pytest.fixture()
 def run_goal(workers):
-    """Submit a goal and wait for it to end: ``run_goal(request, timeout=60) -> Goal``."""
+    """Submit a goal and wait for it to end: ``run_goal(request, timeout=60,
+    tenant_id=None) -> Goal`` (the default tenant unless ``tenant_id`` is given)."""
     from shared import goals
 
-    def run(request: GoalRequest, *, timeout: float = 60.0, check: bool = True) -> Goal:
-        return wait_for_goal(goals.submit_goal(request, check=check), timeout=timeout)
+    def run(request: GoalRequest, *, timeout: float = 60.0, check: bool = True,
+            tenant_id: uuid.UUID | None = None) -> Goal:
+        goal_id = (goals.submit_goal(request, check=check) if tenant_id is None
+                   else goals.submit(request, check=check, tenant_id=tenant_id).goal_id)
+        return wait_for_goal(goal_id, timeout=timeout)
 
     return run
+
+
+@pytest.fixture()
+def fresh_tenant(services) -> uuid.UUID:
+    """A new tenant with no goals yet: its goals are planned, never given an earlier
+    goal's plan by plan reuse (which looks at the same tenant's episodes only)."""
+    from shared import auth
+
+    key = auth.create_key(tenant=f"fresh-{uuid.uuid4().hex[:8]}").key
+    return auth.verify_key(key).tenant_id
 
 
 @pytest.fixture()

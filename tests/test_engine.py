@@ -154,8 +154,8 @@ def test_an_invalid_plan_fails_the_goal_before_any_step_is_stored(run_goal, db) 
         ).scalar() == 0
 
 
-def test_a_planned_goal_writes_its_episode(run_goal, db) -> None:
-    view = run_goal(GoalRequest(goal="What is 17 * 23?"))
+def test_a_planned_goal_writes_its_episode(run_goal, db, fresh_tenant) -> None:
+    view = run_goal(GoalRequest(goal="What is 17 * 23?"), tenant_id=fresh_tenant)
     assert view.status == "succeeded", view.error
     with db.connect() as connection:
         episode = connection.execute(

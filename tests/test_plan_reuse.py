@@ -127,3 +127,17 @@ def test_reuse_can_be_turned_off(services) -> None:
     with overridden_settings(PLAN_REUSE_ENABLED=False):
         assert reuse_plan(uuid.uuid4(), {"text": "What is 1 * 2?", "tenant_id": None},
                           check=lambda raw: (_ for _ in ()).throw(AssertionError)) is None
+
+
+def test_a_react_goal_s_actions_are_never_reused_as_a_plan(workers, db) -> None:
+    # A ReAct goal's steps carry its own observations in their arguments: a later DAG
+    # goal with the same text must be planned, and answer as the ReAct goal did.
+    tenant = new_tenant()
+    question = ("If Mariana Trench was 20% shallower and the Puerto Rico Trench was 20% "
+                "deeper, which one would be shallower?")
+    react = wait_for_goal(goals.submit(GoalRequest(goal=question, mode="react"),
+                                       tenant_id=tenant).goal_id)
+    dag = run(question, tenant)
+    assert react.status == dag.status == "succeeded", (react.error, dag.error)
+    assert dag.reused_plan_from is None and plan_calls(db, dag.id) == 1
+    assert dag.answer == react.answer

@@ -44,9 +44,11 @@ def _tools(view) -> list[str | None]:
     return [s.tool if s.kind == "tool" else s.kind for s in view.steps]
 
 
-def test_a_react_goal_takes_one_action_per_turn_and_answers_like_the_dag(run_goal, db) -> None:
-    dag = run_goal(GoalRequest(goal=TRENCHES))
-    react = run_goal(GoalRequest(goal=TRENCHES, mode="react"))
+def test_a_react_goal_takes_one_action_per_turn_and_answers_like_the_dag(
+        run_goal, db, fresh_tenant) -> None:
+    # A fresh tenant: the DAG goal is planned, not given an earlier test's plan.
+    dag = run_goal(GoalRequest(goal=TRENCHES), tenant_id=fresh_tenant)
+    react = run_goal(GoalRequest(goal=TRENCHES, mode="react"), tenant_id=fresh_tenant)
     assert dag.status == "succeeded", dag.error
     assert react.status == "succeeded", react.error
     assert react.mode == "react" and dag.mode == "dag"
@@ -78,9 +80,9 @@ def test_a_react_goal_takes_one_action_per_turn_and_answers_like_the_dag(run_goa
     assert episode["goal"]["mode"] == "react"
 
 
-def test_a_two_entity_question_looks_each_up_in_turn(run_goal) -> None:
-    dag = run_goal(GoalRequest(goal=HOTPOT))
-    react = run_goal(GoalRequest(goal=HOTPOT, mode="react"))
+def test_a_two_entity_question_looks_each_up_in_turn(run_goal, fresh_tenant) -> None:
+    dag = run_goal(GoalRequest(goal=HOTPOT), tenant_id=fresh_tenant)
+    react = run_goal(GoalRequest(goal=HOTPOT, mode="react"), tenant_id=fresh_tenant)
     assert react.status == "succeeded", react.error
     assert _tools(react) == ["search", "search", "synthesize"]
     assert [s.args["query"] for s in react.steps[:2]] == [

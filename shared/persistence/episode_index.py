@@ -18,7 +18,7 @@ from sqlalchemy import func, select
 from sqlalchemy.dialects.postgresql import insert as pg_insert
 from sqlalchemy.engine import Connection
 
-from shared.domain.models import GoalStatus
+from shared.domain.models import GoalMode, GoalStatus
 from shared.memory.templates import template_of
 from shared.persistence.session_tables import episode_index
 from shared.persistence.sessions import history_for_goal
@@ -60,7 +60,9 @@ def index_episode(connection: Connection, *, goal_id: uuid.UUID) -> None:
 
 def similar_episodes(connection: Connection, *, tenant_id: uuid.UUID | None, text: str,
                      exclude: uuid.UUID, limit: int) -> list[dict[str, Any]]:
-    """The tenant's successful episodes most similar to ``text``, best first.
+    """The tenant's successful DAG episodes most similar to ``text``, best first (a
+    ReAct goal's steps are a record of its actions, with observations written into
+    their arguments, not a plan to learn from).
 
     Similarity is Postgres full-text rank (``ts_rank``) of the episode's goal text
     against any of ``text``'s words (an OR query through ``websearch_to_tsquery``);
@@ -77,8 +79,10 @@ def similar_episodes(connection: Connection, *, tenant_id: uuid.UUID | None, tex
     rows = connection.execute(
         select(episode_index.c.goal_id, episode_index.c.text, episode_index.c.plan,
                episode_index.c.answer)
+        .join(goals, goals.c.id == episode_index.c.goal_id)
         .where(episode_index.c.tenant_id == tenant_id,
                episode_index.c.status == GoalStatus.SUCCEEDED.value,
+               goals.c.mode == GoalMode.DAG.value,
                episode_index.c.goal_id != exclude,
                episode_index.c.tsv.op("@@")(query))
         .order_by(rank.desc(), episode_index.c.created_at.desc())
@@ -92,7 +96,8 @@ def find_reusable(connection: Connection, *, tenant_id: uuid.UUID | None, templa
                   ) -> list[dict[str, Any]]:
     """The tenant's newest reusable episodes with exactly this template whose goals ran
     on ``provider`` and ``model`` (a plan is reused for goals that asked for the model
-    that wrote it), at most 3, newest first, no older than ``max_age_days``.
+    that wrote it) as DAGs (a ReAct goal's actions carry its own observations in their
+    arguments: never a plan for another goal), at most 3, newest first, no older than ``max_age_days``.
 
     Returns:
         ``[{"goal_id", "text", "plan"}]``.
@@ -103,6 +108,7 @@ def find_reusable(connection: Connection, *, tenant_id: uuid.UUID | None, templa
         .where(episode_index.c.tenant_id == tenant_id,
                episode_index.c.template == template,
                goals.c.provider == provider, goals.c.model == model,
+               goals.c.mode == GoalMode.DAG.value,
                episode_index.c.reusable.is_(True),
                episode_index.c.goal_id != exclude,
                episode_index.c.created_at > func.now() - timedelta(days=max_age_days))
