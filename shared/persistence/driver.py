@@ -43,6 +43,11 @@ def one_row(connection: Connection, statement: str, params: dict[str, Any]
             connection broke.
     """
     dbapi_connection = connection.connection.driver_connection
+    if not dbapi_connection.autocommit and not connection.in_transaction():
+        # What Connection.execute does first (its autobegin): without it the statement
+        # would run in a transaction SQLAlchemy does not know of, which its commit()
+        # would skip and the pool's reset would roll back.
+        connection.begin()
     try:
         with dbapi_connection.cursor(row_factory=dict_row) as cursor:
             cursor.execute(statement, params)
