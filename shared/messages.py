@@ -51,6 +51,10 @@ def publish_steps(goal_id: uuid.UUID | str, steps: list[tuple[int, str]], *,
         soft, hard = time_limits_s(kind)
         messages.append(((str(goal_id), step_id), {
             "task_id": step_task_id(str(goal_id), step_id),
+            # What Celery would show for the arguments (logs, Flower), without its
+            # saferepr walk: about 0.2 ms of CPU per message (1.36 against 1.16 ms).
+            "argsrepr": repr([str(goal_id), step_id]),
+            "kwargsrepr": "{}",
             "soft_time_limit": soft,
             "time_limit": hard,
             "countdown": countdown,

@@ -168,15 +168,19 @@ def start_plan(
         published after the commit), or None when the goal is no longer ``planning``
         (cancelled, or another delivery stored a plan first).
     """
-    if lock_goal(connection, goal_id=goal_id) != GoalStatus.PLANNING.value:
-        return None
-    version, queued_at = connection.execute(
+    # The conditional UPDATE takes the goal row lock itself (and, in READ COMMITTED,
+    # re-checks the status once it has it): one round trip instead of a SELECT ... FOR
+    # UPDATE followed by the UPDATE.
+    started = connection.execute(
         update(goals)
-        .where(goals.c.id == goal_id)
+        .where(goals.c.id == goal_id, goals.c.status == GoalStatus.PLANNING.value)
         .values(status=GoalStatus.RUNNING.value, plan_version=goals.c.plan_version + 1,
                 updated_at=func.now())
         .returning(goals.c.plan_version, func.now())
-    ).one()
+    ).first()
+    if started is None:
+        return None
+    version, queued_at = started
     connection.execute(
         plans.insert().values(goal_id=goal_id, version=version, plan=plan.model_dump(mode="json"))
     )

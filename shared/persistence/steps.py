@@ -26,29 +26,32 @@ from sqlalchemy import ColumnElement, func, text, update
 from sqlalchemy.engine import Connection
 
 from shared.domain.models import GoalStatus, StepStatus
+from shared.persistence import driver
 from shared.persistence.goals import lock_goal
 from shared.persistence.tables import step_runs, steps
 
 # Raw SQL: the claim is one round trip (a data-modifying CTE that claims the step, opens
 # its step_runs row and reads its dependencies' outputs), which Core cannot express as
-# one statement. Status values are bound from the enums.
-_CLAIM = text(
-    """
+# one statement. It runs on the driver connection (shared.persistence.driver: the step
+# protocol's hot path), hence psycopg placeholders; status values are bound from the
+# enums (_CLAIM_STATUSES).
+_CLAIM = """
     WITH claimed AS (
         UPDATE steps s
-        SET status = :running, attempt = s.attempt + 1, lease_owner = :worker,
-            lease_expires_at = now() + make_interval(secs => :lease_s),
+        SET status = %(running)s, attempt = s.attempt + 1, lease_owner = %(worker)s,
+            lease_expires_at = now() + make_interval(secs => %(lease_s)s),
             started_at = coalesce(s.started_at, now())
         FROM goals g
-        WHERE s.goal_id = :goal_id AND s.step_id = :step_id AND g.id = s.goal_id
-          AND g.status = :goal_running
-          AND s.attempt < :max_attempts
-          AND (s.status = :queued OR (s.status = :running AND s.lease_expires_at < now()))
+        WHERE s.goal_id = %(goal_id)s AND s.step_id = %(step_id)s AND g.id = s.goal_id
+          AND g.status = %(goal_running)s
+          AND s.attempt < %(max_attempts)s
+          AND (s.status = %(queued)s
+               OR (s.status = %(running)s AND s.lease_expires_at < now()))
         RETURNING s.goal_id, s.step_id, s.kind, s.tool, s.args, s.depends_on, s.attempt,
                   s.approval, g.text AS goal_text, g.provider, g.model, g.mode, g.tenant_id
     ), run AS (
         INSERT INTO step_runs (goal_id, step_id, attempt, worker)
-        SELECT goal_id, step_id, attempt, :worker FROM claimed
+        SELECT goal_id, step_id, attempt, %(worker)s FROM claimed
         RETURNING id
     )
     SELECT claimed.*, run.id AS run_id,
@@ -57,17 +60,18 @@ _CLAIM = text(
             WHERE d.goal_id = claimed.goal_id AND d.step_id = ANY(claimed.depends_on)
            ) AS inputs
     FROM claimed, run
-    """
-).bindparams(running=StepStatus.RUNNING.value, queued=StepStatus.QUEUED.value,
-             goal_running=GoalStatus.RUNNING.value)
+"""
+_CLAIM_STATUSES = {"running": StepStatus.RUNNING.value, "queued": StepStatus.QUEUED.value,
+                   "goal_running": GoalStatus.RUNNING.value}
 
 # Raw SQL: the commit phase in one round trip, a call of the server-side function
-# taskforce_complete_step (migrations 0002 and 0004 hold its body). Its status literals
-# ('running', 'succeeded', 'queued', ...) are part of those migrations, which are history
-# and stay as written; they match StepStatus and GoalStatus.
-_COMPLETE = text(
+# taskforce_complete_step (migrations 0002 and 0004 hold its body), on the driver
+# connection like the claim. Its status literals ('running', 'succeeded', 'queued', ...)
+# are part of those migrations, which are history and stay as written; they match
+# StepStatus and GoalStatus.
+_COMPLETE = (
     "SELECT committed, step_kind, goal_status, ready, ready_kinds FROM taskforce_complete_step("
-    ":goal_id, :step_id, :worker, :attempt, :run_id, CAST(:result AS jsonb))"
+    "%(goal_id)s, %(step_id)s, %(worker)s, %(attempt)s, %(run_id)s, CAST(%(result)s AS jsonb))"
 )
 
 
@@ -159,16 +163,10 @@ def claim_step(
         to claim: the step is not queued (already running under a live lease, done,
         skipped), its goal is not running, or it has used ``max_attempts`` claims.
     """
-    row = connection.execute(
-        _CLAIM,
-        {
-            "goal_id": goal_id,
-            "step_id": step_id,
-            "worker": worker,
-            "lease_s": lease_s,
-            "max_attempts": max_attempts,
-        },
-    ).mappings().first()
+    row = driver.one_row(connection, _CLAIM, {
+        **_CLAIM_STATUSES, "goal_id": goal_id, "step_id": step_id, "worker": worker,
+        "lease_s": lease_s, "max_attempts": max_attempts,
+    })
     if row is None:
         return None
     return ClaimedStep(
@@ -200,20 +198,16 @@ def complete_step(
     mode, or inside a transaction that also finishes the goal; publish
     ``Completion.ready`` only after the commit.
     """
-    row = connection.execute(
-        _COMPLETE,
-        {
-            "goal_id": claim.goal_id,
-            "step_id": claim.step_id,
-            "worker": worker,
-            "attempt": claim.attempt,
-            "run_id": claim.run_id,
-            "result": result_json,
-        },
-    ).one()
+    row = driver.one_row(connection, _COMPLETE, {
+        "goal_id": claim.goal_id, "step_id": claim.step_id, "worker": worker,
+        "attempt": claim.attempt, "run_id": claim.run_id, "result": result_json,
+    })
+    if row is None:  # a function returning one row always does; as Result.one() would
+        raise AssertionError("taskforce_complete_step returned no row")
     return Completion(
-        committed=row.committed, ready=list(zip(row.ready, row.ready_kinds, strict=True)),
-        kind=row.step_kind, goal_status=row.goal_status,
+        committed=row["committed"],
+        ready=list(zip(row["ready"], row["ready_kinds"], strict=True)),
+        kind=row["step_kind"], goal_status=row["goal_status"],
     )
 
 
