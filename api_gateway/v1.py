@@ -1,7 +1,7 @@
 """The listing and batch routes of the v1 API.
 
 ``GET /v1/goals`` lists the tenant's goals, newest first, with filters (status, time
-range, metadata ``key:value``, provider, model, batch) and cursor pages.
+range, metadata ``key:value``, provider, model, batch, session) and cursor pages.
 ``POST /v1/batches`` takes many goals at once (a JSON array, or JSONL with
 ``Content-Type: application/x-ndjson``); ``GET /v1/batches/{id}`` reports its goals by
 status and their cost so far, ``GET /v1/batches/{id}/results`` streams one JSON line per
@@ -22,7 +22,7 @@ from api_gateway.auth import requires
 from api_gateway.errors import responses
 from shared import batches, goal_queries
 from shared.auth import GOALS_READ, GOALS_SUBMIT, PLANS_SUBMIT, Principal
-from shared.domain.models import GoalStatus
+from shared.domain.models import SESSION_ID_PATTERN, GoalStatus
 
 GOAL_TEXT_SHOWN = 500  # characters of a goal's text in a listing (the goal has it all)
 
@@ -145,6 +145,7 @@ def build_router() -> APIRouter:
         provider: Annotated[str | None, Query(max_length=64)] = None,
         model: Annotated[str | None, Query(max_length=128)] = None,
         batch: uuid.UUID | None = None,
+        session: Annotated[str | None, Query(pattern=SESSION_ID_PATTERN)] = None,
         cursor: Annotated[str | None, Query(max_length=goal_queries.MAX_CURSOR_CHARS)] = None,
         limit: Annotated[int, Query(ge=1, le=1_000)] = 50,
     ) -> GoalList:
@@ -152,7 +153,7 @@ def build_router() -> APIRouter:
         query = goal_queries.ListQuery(
             statuses=tuple(s.value for s in status_), created_after=created_after,
             created_before=created_before, metadata=tuple(metadata), provider=provider,
-            model=model, batch_id=batch)
+            model=model, batch_id=batch, session_id=session)
         page = goal_queries.list_goals(query, tenant_id=principal.tenant_id, limit=limit,
                                        cursor=cursor)
         return GoalList(goals=[summary(row) for row in page.goals],

@@ -53,6 +53,7 @@ class ListQuery:
     provider: str | None = None
     model: str | None = None
     batch_id: uuid.UUID | None = None
+    session_id: str | None = None
 
 
 def encode_cursor(created_at: datetime, goal_id: uuid.UUID) -> str:
@@ -124,7 +125,7 @@ def list_goals(query: ListQuery, *, tenant_id: uuid.UUID, limit: int = 50,
         tenant_id=tenant_id, include_unowned=tenant_id == key_store.DEFAULT_TENANT_ID,
         statuses=tuple(query.statuses), created_after=after, created_before=before,
         metadata=_metadata_pairs(tuple(query.metadata)), provider=query.provider,
-        model=query.model, batch_id=query.batch_id,
+        model=query.model, batch_id=query.batch_id, session_id=query.session_id,
     )
     start = decode_cursor(cursor) if cursor else None
     with get_engine().connect() as connection:

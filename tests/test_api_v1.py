@@ -71,7 +71,8 @@ def test_listing_filters_pages_and_tenants(client) -> None:
     for n in range(5):
         response = client.post("/v1/goals", headers=headers, json={
             "goal": f"What is {n} + 1?", "metadata": {"team": "blue" if n % 2 else "red",
-                                                     "n": n}})
+                                                     "n": n},
+            **({"session_id": "chat-7"} if n >= 3 else {})})
         assert response.status_code == 202, response.text
         submitted.append(response.json()["id"])
     client.post("/v1/goals", headers=other, json={"goal": "What is 2 + 2?",
@@ -90,6 +91,9 @@ def test_listing_filters_pages_and_tenants(client) -> None:
     assert [g["id"] for g in both] == [submitted[3]]
     assert all_pages(client, headers, provider="sim", model="sim-planner-1") == listed
     assert all_pages(client, headers, model="another") == []
+    assert [g["id"] for g in all_pages(client, headers, session="chat-7")] == [
+        submitted[4], submitted[3]]
+    assert all_pages(client, headers, session="chat-8") == []
     later = (datetime.now(UTC) + timedelta(hours=1)).isoformat()
     assert all_pages(client, headers, created_after=later) == []
     assert len(all_pages(client, headers, created_before=later)) == 5
@@ -109,6 +113,7 @@ def test_listing_filters_pages_and_tenants(client) -> None:
     ({"limit": 0}, "limit"),
     ({"limit": 500}, "limit: from 1 to 200"),
     ({"status": "sleeping"}, "status"),
+    ({"session": "not a session id!"}, "session"),
     ({"metadata": "no-colon"}, "key:value"),
     ({"metadata": [f"k{i}:v" for i in range(6)]}, "metadata"),
     ({"created_after": "2026-01-02T00:00:00Z", "created_before": "2026-01-01T00:00:00Z"},

@@ -120,7 +120,7 @@ def find_reusable(connection: Connection, *, tenant_id: uuid.UUID | None, templa
 
 def planning_figures(connection: Connection, *, goal_ids: list[uuid.UUID]
                      ) -> dict[uuid.UUID, dict[str, Any]]:
-    """Per goal, what ``taskforce bench memory-reuse`` compares: its status and answer,
+    """Per goal, what ``taskforce bench memory`` compares: its status and answer,
     the goal it reused a plan from, its planning calls, and the seconds from its
     submission to its first plan being stored (``plans.created_at`` of version 1 minus
     ``goals.created_at``; planning calls, reuse lookups and queueing included).

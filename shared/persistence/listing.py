@@ -34,6 +34,7 @@ class GoalFilters:
         provider: Exact provider name.
         model: Exact model name.
         batch_id: Only goals of this batch.
+        session_id: Only goals of this session.
     """
 
     tenant_id: uuid.UUID
@@ -45,10 +46,10 @@ class GoalFilters:
     provider: str | None = None
     model: str | None = None
     batch_id: uuid.UUID | None = None
+    session_id: str | None = None
 
     def conditions(self) -> list[ColumnElement[bool]]:
-        """The WHERE clauses of these filters (a new filter, such as a session, is one
-        more clause here)."""
+        """The WHERE clauses of these filters (a new filter is one more clause here)."""
         owner = goals.c.tenant_id == self.tenant_id
         if self.include_unowned:
             owner = or_(owner, goals.c.tenant_id.is_(None))
@@ -67,6 +68,8 @@ class GoalFilters:
             clauses.append(goals.c.model == self.model)
         if self.batch_id is not None:
             clauses.append(goals.c.batch_id == self.batch_id)
+        if self.session_id is not None:
+            clauses.append(goals.c.session_id == self.session_id)
         return clauses
 
 

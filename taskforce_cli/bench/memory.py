@@ -194,7 +194,20 @@ def memory_benchmark(*, items: int = 100_000, queries: int = 300,
 
 
 def memory_bench(*, quick: bool, progress: Console | None) -> dict[str, Any]:
-    """The benchmark as ``taskforce bench memory`` runs it (``--quick``: 5,000 items)."""
+    """The benchmark as ``taskforce bench memory`` runs it: recall and cleanup on
+    100,000 items (:func:`memory_benchmark`), then plan reuse on a stream of 200 goals
+    (:func:`taskforce_cli.bench.memory_reuse.reuse_figures`; its figures under
+    ``reuse``, the three headline fractions also at the top level). ``--quick``: 5,000
+    items and 20 goals."""
+    from taskforce_cli.bench.memory_reuse import reuse_figures
+
     if quick:
-        return memory_benchmark(items=5_000, queries=100, progress=progress)
-    return memory_benchmark(progress=progress)
+        figures = memory_benchmark(items=5_000, queries=100, progress=progress)
+    else:
+        figures = memory_benchmark(progress=progress)
+    reuse = reuse_figures(20 if quick else 200, progress=progress)
+    for name in ("planning_calls_saved_fraction", "planning_latency_saved_fraction",
+                 "answer_agreement"):
+        figures[name] = reuse.get(name)
+    figures["reuse"] = reuse
+    return figures

@@ -1,4 +1,4 @@
-"""``taskforce bench memory-reuse``: what plan reuse saves on a stream of goals in which
+"""The plan-reuse part of ``taskforce bench memory``: what plan reuse saves on a stream of goals in which
 goals repeat with different entities, and whether answers stay the same.
 
 Stream (:func:`goal_stream`): from ``examples/goals/hotpotqa_comparison.jsonl``
@@ -164,8 +164,3 @@ def reuse_figures(goals: int = 200, *, progress: Console | None = None) -> dict[
         "reuse_off": off,
         "reuse_on": on,
     }
-
-
-def memory_reuse(*, quick: bool, progress: Console | None) -> dict[str, Any]:
-    """``taskforce bench memory-reuse``: :func:`reuse_figures` on 200 goals (20 quick)."""
-    return reuse_figures(20 if quick else 200, progress=progress)
