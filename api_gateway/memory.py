@@ -32,7 +32,10 @@ def build_router() -> APIRouter:
     router = APIRouter(tags=["memory"])
 
     @router.post("/v1/memory", status_code=status.HTTP_201_CREATED,
-                 response_model=memory.Remembered, responses=responses(404, 409, 429))
+                 response_model=memory.Remembered, responses={
+                     **responses(404, 409, 429),
+                     200: {"model": memory.Remembered,
+                           "description": "Remembered already: the same item, same id"}})
     def remember(body: memory.MemoryWrite, principal: Writer,
                  response: Response) -> memory.Remembered:
         """Remember a fact (201), or find it remembered already (200, same id). With

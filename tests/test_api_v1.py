@@ -89,7 +89,8 @@ def test_listing_filters_pages_and_tenants(client) -> None:
     assert sorted(g["metadata"]["n"] for g in blue) == [1, 3]
     both = all_pages(client, headers, metadata=["team:blue", "n:3"])
     assert [g["id"] for g in both] == [submitted[3]]
-    assert all_pages(client, headers, provider="sim", model="sim-planner-1") == listed
+    assert [g["id"] for g in all_pages(client, headers, provider="sim",
+                                       model="sim-planner-1")] == submitted[::-1]
     assert all_pages(client, headers, model="another") == []
     assert [g["id"] for g in all_pages(client, headers, session="chat-7")] == [
         submitted[4], submitted[3]]

@@ -152,6 +152,7 @@ def test_scopes_are_required(gateway) -> None:
     {"content": "ok", "namespace": "Has Spaces"},
     {"content": "ok", "namespace": "n" * 65},
     {"content": "ok", "ttl_s": 0},
+    {"content": "ok", "ttl_s": 0.5},
     {"content": "ok", "ttl_s": 400 * 365 * 86_400},
     {"content": "ok", "extra": 1},
 ])

@@ -56,8 +56,9 @@ class MemoryWrite(BaseModel):
     Attributes:
         namespace: Where it belongs (``NAMESPACE_PATTERN``), e.g. ``user:42`` or ``default``.
         content: The fact (1 to ``MEMORY_MAX_CONTENT_CHARS`` characters, 4,000 by default).
-        ttl_s: Seconds until it expires (up to ``MEMORY_MAX_TTL_S``); None: the default
-            TTL (``MEMORY_DEFAULT_TTL_S``, none unless set).
+        ttl_s: Seconds until it expires, at least 1 (a shorter life would end before the
+            write returns) and up to ``MEMORY_MAX_TTL_S``; None: the default TTL
+            (``MEMORY_DEFAULT_TTL_S``, none unless set).
         supersedes: Id of a live item of the same tenant this fact replaces.
     """
 
@@ -65,7 +66,7 @@ class MemoryWrite(BaseModel):
 
     namespace: str = Field(default=DEFAULT_NAMESPACE, pattern=NAMESPACE_PATTERN)
     content: str = Field(min_length=1, max_length=100_000)
-    ttl_s: float | None = Field(default=None, gt=0, le=100 * 365 * 86_400.0)
+    ttl_s: float | None = Field(default=None, ge=1, le=100 * 365 * 86_400.0)
     supersedes: uuid.UUID | None = None
 
 
