@@ -266,7 +266,18 @@ def test_a_reconciler_republish_continues_the_goal_s_trace(traced) -> None:
                            {"id": goal_id})
         goal_store.start_plan(connection, goal_id=goal_id,
                               plan=Plan.model_validate(request.plan))
-    send(names.RECONCILE)
+
+    def stranded_step_republished() -> bool:
+        # A reconciler pass republishes a step only once it has been queued longer
+        # than RECONCILE_STALE_S; a pass that came too soon finds nothing, so ask again.
+        send(names.RECONCILE)
+        with get_engine().connect() as connection:
+            return connection.execute(
+                text("SELECT status FROM steps WHERE goal_id = :id AND step_id = 1"),
+                {"id": goal_id}).scalar_one() != "queued"
+
+    wait_for(stranded_step_republished, timeout=30, interval=0.5,
+             message="the stranded step republished and claimed")
     spans = _trace(traced.sink, trace_id, lambda found: {1, 2} <= {
         s.attributes.get("taskforce.step.id") for s in found
         if s.name == f"run/{names.RUN_STEP}"})
