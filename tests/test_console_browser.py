@@ -109,10 +109,19 @@ def tally(step_id: int, delay_s: float, *after: int) -> dict:
             "description": f"wait {delay_s} s"}
 
 
+def wait(step_id: int, delay_s: float, *after: int) -> dict:
+    """An ``echo`` step that waits ``delay_s`` seconds and stops early once its goal is
+    cancelled (so a cancelled goal frees the workers' threads for the next test)."""
+    return {"id": step_id, "kind": "tool", "tool": "echo", "depends_on": list(after),
+            "args": {"value": step_id, "delay_s": delay_s},
+            "description": f"wait {delay_s} s"}
+
+
 def fan_plan(delay_s: float) -> dict:
-    """Two lookups side by side, one step combining them, then the synthesis."""
+    """Two lookups side by side, one step combining them, then the synthesis (each wait
+    at most ``TOOL_ECHO_MAX_DELAY_S``, 30 s)."""
     return {"steps": [
-        tally(1, delay_s), tally(2, delay_s * 1.5), tally(3, delay_s, 1, 2),
+        wait(1, delay_s), wait(2, delay_s * 1.5), wait(3, delay_s, 1, 2),
         {"id": 4, "kind": "synthesize", "depends_on": [3],
          "args": {"instruction": "report the values", "inputs": ["$1", "$2", "$3"]}},
     ]}
@@ -195,7 +204,7 @@ def test_the_list_filters_by_status_and_metadata(page, gateway, key, tmp_path) -
          "metadata": {"team": f"green-{tag}"}},
         {"id": "b2", "goal": "Which is taller, the Eiffel Tower or the Empire State Building?",
          "metadata": {"team": f"green-{tag}"}}]).json()
-    stopped = submit(gateway, key, {"goal": "A long wait", "plan": fan_plan(30.0),
+    stopped = submit(gateway, key, {"goal": "A long wait", "plan": fan_plan(20.0),
                                     "metadata": {"team": f"red-{tag}"}})
     httpx.post(f"{gateway}/v1/goals/{stopped}/cancel", timeout=60,
                headers={"Authorization": f"Bearer {key}"})

@@ -15,6 +15,7 @@ import platform
 import statistics
 import time
 from datetime import UTC, datetime
+from pathlib import Path
 from typing import Any
 
 import redis
@@ -24,6 +25,7 @@ from shared import goals, names
 from shared.celery_app import app as celery_app
 from shared.domain.models import GoalRequest
 from shared.settings import get_settings
+from taskforce_cli.bench import harness
 from taskforce_cli.bench.harness import wait_goals as _wait_goals
 from taskforce_cli.fleet import local_fleet
 
@@ -108,8 +110,11 @@ def makespan_ratio() -> tuple[float, float]:
     return makespan, makespan / critical_path_s(MAKESPAN_DAG)
 
 
-def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
-    """Both overhead figures, measured in one run on the same servers and workers."""
+def overhead(*, quick: bool, progress: Console | None,
+             plot_dir: Path | None = None) -> dict[str, Any]:
+    """Both overhead figures, measured in one run on the same servers and workers; the
+    plot ``overhead.png`` (each round's rates side by side, each makespan against the
+    critical path) written into ``plot_dir`` (none when None)."""
     say = progress.print if progress else (lambda *_: None)
     goal_count = 10 if quick else 60
     rounds = 3 if quick else 5
@@ -141,6 +146,8 @@ def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
             spans.append(makespan_ratio())
             say(f"makespan {index + 1}/{makespan_runs}: {spans[-1][0]:.3f} s")
     raw, ours = statistics.median(raw_rates), statistics.median(tf_rates)
+    plot = harness.figure(plot_dir, "overhead",
+                          lambda axes: _draw(axes, raw_rates, tf_rates, spans), columns=2)
     return {
         "benchmark": "overhead",
         "date": datetime.now(UTC).date().isoformat(),
@@ -153,5 +160,35 @@ def overhead(*, quick: bool, progress: Console | None) -> dict[str, Any]:
         "critical_path_s": critical_path_s(MAKESPAN_DAG),
         "makespan_s": round(statistics.median(s for s, _ in spans), 3),
         "makespan_over_critical_path": round(statistics.median(r for _, r in spans), 4),
+        "plot": plot,
     }
+
+
+def _draw(axes: list[Any], raw_rates: list[float], tf_rates: list[float],
+          spans: list[tuple[float, float]]) -> None:
+    """Left: raw Celery no-op tasks/s and Taskforce no-op steps/s per interleaved round,
+    with their ratio; right: each makespan run against the critical path (seconds)."""
+    rounds = list(range(1, len(raw_rates) + 1))
+    left, right = axes
+    width = 0.38
+    left.bar([r - width / 2 for r in rounds], raw_rates, width, label="raw Celery no-op/s")
+    left.bar([r + width / 2 for r in rounds], tf_rates, width, label="Taskforce steps/s")
+    for r, (a, b) in zip(rounds, zip(raw_rates, tf_rates)):
+        left.annotate(f"{b / a:.2f}", (r + width / 2, b), ha="center", va="bottom",
+                      fontsize=8)
+    left.set_xlabel("round (interleaved)")
+    left.set_ylabel("no-op tasks or steps per second")
+    left.set_title("no-op throughput (labels: ratio)")
+    left.set_xticks(rounds)
+    left.legend(fontsize=8)
+    runs = list(range(1, len(spans) + 1))
+    critical = critical_path_s(MAKESPAN_DAG)
+    right.plot(runs, [s for s, _ in spans], "o-", label="makespan")
+    right.axhline(critical, color="grey", linestyle="--", label="critical path")
+    right.set_ylim(0, max([critical] + [s for s, _ in spans]) * 1.2)
+    right.set_xlabel("run")
+    right.set_ylabel("seconds")
+    right.set_title("makespan against the critical path")
+    right.set_xticks(runs)
+    right.legend(fontsize=8)
 
