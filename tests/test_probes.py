@@ -12,8 +12,9 @@ from fastapi.testclient import TestClient
 from sqlalchemy import text
 from typer.testing import CliRunner
 
-from shared import goals, heartbeat
-from shared.domain.models import GoalRequest
+from shared import heartbeat
+from shared.persistence import goals as goal_store
+from shared.persistence import keys as key_store
 from shared.persistence.backlog import KEDA_QUERY, read_backlog
 from shared.settings import overridden_settings
 from taskforce_cli.main import app as cli
@@ -83,8 +84,15 @@ def test_the_backlog_counts_queued_steps_and_goals_awaiting_a_planner(db) -> Non
         {"id": 2, "kind": "tool", "tool": "echo", "args": {"text": "b"}},
         {"id": 3, "kind": "synthesize", "args": {"inputs": ["$1", "$2"]}},
     ]}
-    planned = goals.submit_goal(GoalRequest(goal="backlog with a plan", plan=plan))
-    unplanned = goals.submit_goal(GoalRequest(goal="backlog to plan"))
+    # Stored without a plan_goal message (as if its publish were still to come), so the
+    # suite's workers, which may be running, cannot plan them before the count below.
+    with db.begin() as connection:
+        planned, _ = goal_store.create_goal(
+            connection, text_="backlog with a plan", provider="sim", model="sim-planner-1",
+            metadata={}, requested_plan=plan, tenant_id=key_store.DEFAULT_TENANT_ID)
+        unplanned, _ = goal_store.create_goal(
+            connection, text_="backlog to plan", provider="sim", model="sim-planner-1",
+            metadata={}, tenant_id=key_store.DEFAULT_TENANT_ID)
     assert isinstance(planned, uuid.UUID) and isinstance(unplanned, uuid.UUID)
     with db.connect() as connection:
         planning = read_backlog(connection)
